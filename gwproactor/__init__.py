@@ -1,0 +1,111 @@
+"""gwproactor: an asyncio framework and daemon for field gateways.
+
+One Proactor per process owns several MQTT links (each an explicit health state machine),
+a bounded receive queue, and the actors it dispatches messages to. Events are stored
+durably until the upstream peer acknowledges them. See README.md and ARCHITECTURE notes.
+"""
+
+from gwproactor._monitor import MonitoredName
+from gwproactor.codec import JsonCodec, MessageRegistry
+from gwproactor.communicator import (
+    Actor,
+    ActorInterface,
+    Communicator,
+    CommunicatorInterface,
+    Runnable,
+    ServicesInterface,
+    load_actor,
+)
+from gwproactor.config import (
+    QOS,
+    ActorSettings,
+    BrokerSettings,
+    LinkSettings,
+    ProactorSettings,
+    TlsSettings,
+    load_settings,
+)
+from gwproactor.errors import (
+    ConfigError,
+    DecodeError,
+    LinkError,
+    ProactorError,
+    QueueFullError,
+    StateError,
+    StoreError,
+)
+from gwproactor.links import LinkState
+from gwproactor.listeners import CommEvent, EventListener
+from gwproactor.logger import ProactorLogger
+from gwproactor.logging_setup import format_exceptions, setup_logging
+from gwproactor.message import Ack, AnyEvent, Event, Header, Message, Payload, Ping
+from gwproactor.mqtt import MQTTClients, MQTTClientWrapper, Subscription
+from gwproactor.proactor import Proactor
+from gwproactor.problems import ProblemEvent, Problems
+from gwproactor.stats import LinkStats, ProactorStats
+from gwproactor.sync_thread import (
+    AsyncQueueWriter,
+    SyncAsyncInteractionThread,
+    SyncAsyncQueueWriter,
+    SyncThreadActor,
+    responsive_sleep,
+)
+
+__all__ = (
+    # runtime
+    "Proactor",
+    "ProactorSettings",
+    "load_settings",
+    # actors
+    "Actor",
+    "ActorInterface",
+    "Communicator",
+    "CommunicatorInterface",
+    "Runnable",
+    "ServicesInterface",
+    "load_actor",
+    "SyncThreadActor",
+    "SyncAsyncInteractionThread",
+    "SyncAsyncQueueWriter",
+    "AsyncQueueWriter",
+    "responsive_sleep",
+    # messages
+    "Message",
+    "Header",
+    "Payload",
+    "Event",
+    "AnyEvent",
+    "Ack",
+    "Ping",
+    "MessageRegistry",
+    "JsonCodec",
+    # links and MQTT
+    "LinkState",
+    "LinkSettings",
+    "BrokerSettings",
+    "TlsSettings",
+    "ActorSettings",
+    "MQTTClients",
+    "MQTTClientWrapper",
+    "QOS",
+    "Subscription",
+    # observation
+    "CommEvent",
+    "EventListener",
+    "MonitoredName",
+    "ProactorLogger",
+    "ProactorStats",
+    "LinkStats",
+    "Problems",
+    "ProblemEvent",
+    "setup_logging",
+    "format_exceptions",
+    # errors
+    "ProactorError",
+    "ConfigError",
+    "DecodeError",
+    "LinkError",
+    "QueueFullError",
+    "StateError",
+    "StoreError",
+)

@@ -1,0 +1,178 @@
+"""Loading :class:`ProactorSettings` from its sources, with errors that name the source.
+
+Precedence, highest first (documented in the README):
+
+1. keyword arguments given to :func:`load_settings` (the command line uses these);
+2. the process environment: ``GWPROACTOR_NAME``, ``GWPROACTOR_LINKS__UPSTREAM__BROKER__PORT``;
+3. the ``.env`` file (same names);
+4. the TOML config file;
+5. the defaults in the models.
+
+Nested values merge key by key across sources, so an environment variable can override one
+field of a link that the config file defines.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import (
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    SettingsError,
+)
+
+from gwproactor.config._settings import ENV_PREFIX, ProactorSettings
+from gwproactor.errors import ConfigError
+
+__all__ = ("SettingsSources", "describe_sources", "load_settings")
+
+
+@dataclass(frozen=True)
+class _Source:
+    label: str  # how an error message names it
+    kind: str  # "argument", "env", "dotenv", "file"
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SettingsSources:
+    """The raw values each source gave, highest precedence first (for ``gwproactor config``)."""
+
+    sources: tuple[_Source, ...]
+
+    def origin(self, loc: tuple[str | int, ...]) -> str:
+        """Which source gave the value at ``loc`` ("default" if none did)."""
+        for source in self.sources:
+            if _has_path(source.values, loc):
+                return _describe(source, loc)
+        return "default"
+
+
+def load_settings(
+    config_file: Path | str | None = None,
+    env_file: Path | str | None = ".env",
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> ProactorSettings:
+    """Load settings from every source. Raises ConfigError whose message names each bad
+    field, what was wrong, and the source that gave the value (file, ``.env``, the
+    environment variable, or an argument). ``environ`` replaces ``os.environ`` (tests)."""
+    return load_settings_with_sources(config_file, env_file, environ=environ, **overrides)[0]
+
+
+def load_settings_with_sources(
+    config_file: Path | str | None = None,
+    env_file: Path | str | None = ".env",
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> tuple[ProactorSettings, SettingsSources]:
+    sources = describe_sources(config_file, env_file, environ=environ, overrides=overrides)
+    merged: dict[str, Any] = {}
+    for source in reversed(sources.sources):
+        _deep_merge(merged, source.values)
+    try:
+        return ProactorSettings.model_validate(merged), sources
+    except ValidationError as e:
+        raise ConfigError(_explain(e, sources)) from e
+
+
+def describe_sources(
+    config_file: Path | str | None = None,
+    env_file: Path | str | None = ".env",
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> SettingsSources:
+    """Read every source without validating the result. Raises ConfigError for a config file
+    that is missing or not valid TOML, or an environment value that cannot be parsed."""
+    found: list[_Source] = []
+    if overrides:
+        found.append(_Source("argument", "argument", dict(overrides)))
+    try:
+        env = _EnvSource(ProactorSettings, environ)
+        found.append(_Source("environment", "env", env()))
+        if env_file is not None and Path(env_file).is_file():
+            dotenv = DotEnvSettingsSource(ProactorSettings, env_file=Path(env_file))
+            found.append(_Source(f".env file {env_file}", "dotenv", dotenv()))
+    except SettingsError as e:
+        raise ConfigError(f"cannot parse a setting: {e}") from e
+    if config_file is not None:
+        found.append(_Source(f"config file {config_file}", "file", _read_toml(Path(config_file))))
+    return SettingsSources(tuple(found))
+
+
+class _EnvSource(EnvSettingsSource):
+    """The environment source, reading a given mapping instead of os.environ if asked."""
+
+    def __init__(self, settings_cls: type[ProactorSettings], environ: Mapping[str, str] | None):
+        super().__init__(settings_cls)
+        if environ is not None:
+            self.env_vars = {k.lower(): v for k, v in environ.items()}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {path} does not exist") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read: {e}") from e
+
+
+def _explain(error: ValidationError, sources: SettingsSources) -> str:
+    lines = [f"{error.error_count()} invalid setting(s):"]
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        field = ".".join(str(p) for p in loc) or "(settings)"
+        value = ""
+        if item["type"] != "missing" and loc:
+            value = f" (got {_short(item.get('input'))})"
+        origin = sources.origin(loc) if item["type"] != "missing" else "no source gave it"
+        lines.append(f"  {field}: {item['msg']}{value} [from {origin}]")
+    return "\n".join(lines)
+
+
+def _describe(source: _Source, loc: tuple[str | int, ...]) -> str:
+    if source.kind in ("env", "dotenv"):
+        variable = ENV_PREFIX + "__".join(str(p) for p in loc).upper()
+        return f"{source.label}: {variable}"
+    return source.label
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _has_path(values: Mapping[str, Any], loc: tuple[str | int, ...]) -> bool:
+    node: Any = values
+    for part in loc:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, Mapping) and isinstance(part, str) and part.lower() in node:
+            node = node[part.lower()]
+        else:
+            return False
+    return True
+
+
+def _deep_merge(into: dict[str, Any], values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = {}
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value

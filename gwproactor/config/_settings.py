@@ -1,0 +1,214 @@
+"""Settings of a gateway: pydantic models, loaded by :mod:`gwproactor.config._loader`.
+
+Every number the runtime uses lives here, with its unit in the field name and a description.
+Secrets are ``SecretStr`` so that they never show in logs, ``repr`` or ``/status``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gwproactor.config._paths import PathSettings
+from gwproactor.names import validate_name
+
+__all__ = (
+    "ActorSettings",
+    "BrokerSettings",
+    "LinkRole",
+    "LinkSettings",
+    "LoggingSettings",
+    "MqttProtocol",
+    "ProactorSettings",
+    "QOS",
+    "TlsSettings",
+    "WatchdogSettings",
+    "WebSettings",
+)
+
+ENV_PREFIX = "GWPROACTOR_"
+
+Name = Annotated[str, AfterValidator(lambda v: validate_name(v, "name"))]
+
+
+class QOS(IntEnum):
+    """MQTT quality of service."""
+
+    AtMostOnce = 0
+    AtLeastOnce = 1
+    ExactlyOnce = 2
+
+
+class _Model(BaseModel):
+    # A typo in a config file must be an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsSettings(_Model):
+    """TLS towards a broker. ``enabled`` with only ``ca_certs`` authenticates the broker;
+    add ``certfile``/``keyfile`` to authenticate this gateway with a client certificate."""
+
+    enabled: bool = False
+    ca_certs: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    keyfile_password: SecretStr | None = None
+    check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile must be given together")
+        return self
+
+
+MqttProtocol = Literal["3.1.1", "5"]
+
+
+class BrokerSettings(_Model):
+    """One MQTT broker and how to hold a connection to it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsSettings = TlsSettings()
+    protocol: MqttProtocol = "3.1.1"
+    clean_session: bool = True
+    keepalive_seconds: int = Field(default=60, ge=5, description="MQTT keepalive")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, description="TCP+TLS+CONNACK")
+    tcp_nodelay: bool = Field(default=True, description="off: Nagle meets delayed ACK (ms)")
+    reconnect_min_seconds: float = Field(default=0.25, gt=0)
+    reconnect_max_seconds: float = Field(default=30.0, gt=0)
+    reconnect_jitter: float = Field(
+        default=0.5, ge=0, le=1, description="fraction of each delay drawn at random"
+    )
+    misc_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often paho's keepalive bookkeeping runs"
+    )
+    read_batch_packets: int = Field(
+        default=64, ge=1, description="packets read per wake-up before yielding to the loop"
+    )
+
+
+LinkRole = Literal["upstream", "downstream", "peer", "admin"]
+
+
+class LinkSettings(_Model):
+    """A link: a broker connection to one peer gateway, with its health state machine.
+
+    Roles: ``upstream`` (at most one; events go there and wait for its acks), ``downstream``
+    (a child gateway: its events are stored, acknowledged and forwarded upstream), ``peer``
+    and ``admin`` (messages only).
+    """
+
+    peer: Name
+    role: LinkRole = "peer"
+    broker: BrokerSettings = BrokerSettings()
+    client_id: str | None = Field(default=None, description="default: <gateway>-<link>")
+    qos: QOS = QOS.AtLeastOnce
+    primary: bool = Field(default=False, description="the primary peer link")
+    ack_timeout_seconds: float = Field(default=5.0, gt=0)
+    peer_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="active only if the peer was heard this recently"
+    )
+    poll_seconds: float = Field(
+        default=20.0, gt=0, description="mqtt_link_poll_seconds: ping after this much quiet"
+    )
+    dedup_window: int = Field(default=4096, ge=1, description="message ids remembered")
+    max_payload_bytes: int = Field(default=256 * 1024, ge=256)
+    max_pending_publishes: int = Field(
+        default=10_000, ge=1, description="publishes held while disconnected"
+    )
+
+
+class ActorSettings(_Model):
+    """An actor to load: ``cls`` is ``package.module:ClassName``."""
+
+    cls: str = Field(alias="class")
+    handles: list[Name] = Field(
+        default_factory=list, description="message types from links routed to this actor"
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="the actor's own")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class LoggingSettings(_Model):
+    level: str = "INFO"
+    message_summary_level: str = "WARNING"
+    lifecycle_level: str = "INFO"
+    comm_event_level: str = "INFO"
+    file_enabled: bool = True
+    file_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    file_backup_count: int = Field(default=5, ge=0)
+
+
+class WatchdogSettings(_Model):
+    check_interval_seconds: float = Field(default=1.0, gt=0)
+    loop_timeout_seconds: float = Field(default=10.0, gt=0)
+    external_command: list[str] = Field(
+        default_factory=list, description="a custom pat command (argv), run off the loop"
+    )
+
+
+class WebSettings(_Model):
+    enabled: bool = False
+    host: str = Field(default="127.0.0.1", description="loopback unless you mean otherwise")
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: SecretStr | None = Field(default=None, description="bearer token, mutating routes")
+    status_refresh_seconds: float = Field(default=2.0, gt=0)
+
+
+class ProactorSettings(BaseSettings):
+    """Everything a gateway needs. Load with :func:`gwproactor.config.load_settings`, which
+    reads, in rising precedence: defaults, the config file (TOML), the ``.env`` file, the
+    environment (``GWPROACTOR_`` prefix, ``__`` between nested names), explicit arguments.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    name: Name = "gateway"
+    links: dict[Name, LinkSettings] = Field(default_factory=dict)
+    actors: dict[Name, ActorSettings] = Field(default_factory=dict)
+    paths: PathSettings = PathSettings()
+    logging: LoggingSettings = LoggingSettings()
+    watchdog: WatchdogSettings = WatchdogSettings()
+    web: WebSettings = WebSettings()
+    receive_queue_max: int = Field(
+        default=10_000, ge=2, description="above this, links stop reading their sockets"
+    )
+    receive_queue_resume_fraction: float = Field(default=0.5, gt=0, lt=1)
+    dispatch_batch: int = Field(
+        default=256, ge=1, description="messages dispatched per wake-up before yielding"
+    )
+    stop_timeout_seconds: float = Field(default=5.0, gt=0, description="bound on each join")
+    problem_report_interval_seconds: float = Field(
+        default=10.0, ge=0, description="same problem reported at most this often"
+    )
+    forward_events: bool = Field(
+        default=True, description="forward events from downstream links upstream"
+    )
+
+    @model_validator(mode="after")
+    def _links_consistent(self) -> ProactorSettings:
+        upstream = [n for n, link in self.links.items() if link.role == "upstream"]
+        if len(upstream) > 1:
+            raise ValueError(f"at most one upstream link, got {upstream}")
+        clash = set(self.links) & set(self.actors)
+        if clash:
+            raise ValueError(f"links and actors share names: {sorted(clash)}")
+        return self
+
+    @property
+    def upstream_link(self) -> str | None:
+        return next((n for n, link in self.links.items() if link.role == "upstream"), None)

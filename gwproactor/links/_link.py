@@ -1,0 +1,329 @@
+"""A link: one broker connection to one peer gateway, with its health state machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from result import Err, Ok, Result
+
+from gwproactor.codec import JsonCodec
+from gwproactor.config import LinkSettings
+from gwproactor.errors import EncodeError, LinkError
+from gwproactor.links._acks import AckTracker
+from gwproactor.links._dedup import DedupWindow
+from gwproactor.links._state import LinkInput, LinkState, transition
+from gwproactor.message import Ack, Event, Header, Message, Ping
+from gwproactor.mqtt import QOS, Transport, TransportListener
+from gwproactor.names import TOPIC_ROOT, topic_for
+from gwproactor.stats import LinkStats
+
+__all__ = ("Link", "LinkOwner", "TransportFactory")
+
+_ACK = Ack.type_name
+_PING = Ping.type_name
+_ACTIVE = LinkState.active
+
+
+class LinkOwner(Protocol):
+    """What a link tells the proactor. Every call is made on the event loop."""
+
+    def on_link_state(self, link: Link, old: LinkState, new: LinkState, cause: LinkInput) -> None:
+        """After every state change (the link has already logged and counted it)."""
+
+    def on_link_message(self, link: Link, message: Message[Any]) -> None:
+        """A new (not duplicate) non-event message from the peer, already acked if asked."""
+
+    def on_link_event(self, link: Link, message: Message[Any]) -> None:
+        """An event from the peer. The owner acks it (``link.send_ack``) once it is stored."""
+
+    def on_link_acked(self, link: Link, message_id: str) -> None:
+        """The peer acknowledged one of our ack-required messages."""
+
+    def on_link_problem(self, link: Link, kind: str, detail: str) -> None:
+        """Something the operator should know (already counted in the link's stats):
+        ``decode.<reason>`` for undecodable input, ``subscribe`` for a refused subscription."""
+
+    def on_link_raw_message(self, link: Link, topic: str, payload: bytes) -> None:
+        """A message on a topic outside ``gw/`` (raw subscriptions)."""
+
+    def on_link_connect_failed(self, link: Link, reason: str) -> None:
+        """One attempt to connect failed; the transport retries after its backoff."""
+
+
+TransportFactory = Callable[["Link", TransportListener], Transport]
+
+
+class Link(TransportListener):
+    """Owns the transport of one link, its state, ack deadlines, de-duplication and timers.
+
+    Loop-only. States change only through :meth:`_input`, which logs, counts and reports
+    every transition (see :mod:`gwproactor.links._state` for the table).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        gateway: str,
+        settings: LinkSettings,
+        codec: JsonCodec,
+        owner: LinkOwner,
+        transport_factory: TransportFactory,
+        *,
+        stats: LinkStats | None = None,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.gateway = gateway
+        self.settings = settings
+        self.peer = settings.peer
+        self.role = settings.role
+        self.codec = codec
+        self.qos = QOS(settings.qos)
+        self.stats = stats or LinkStats(name)
+        self.log = logger or logging.getLogger(f"gwproactor.link.{name}")
+        self.state = LinkState.not_started
+        self.invalid_inputs = 0
+        self._owner = owner
+        self._clock = clock
+        self._acks = AckTracker(settings.ack_timeout_seconds, self._on_ack_timeout, clock)
+        self._dedup = DedupWindow(settings.dedup_window)
+        self._gw_prefix = TOPIC_ROOT + "/"
+        self.subscription = topic_for(settings.peer, gateway, "#")
+        self.last_heard = 0.0  # monotonic
+        self.last_sent = 0.0
+        self.last_heard_wall = 0.0  # wall clock, for status pages only
+        self.last_sent_wall = 0.0
+        self._poll_timer: Any = None
+        self._silence_timer: Any = None
+        self._all_subscribed = False
+        self._connected_at = 0.0
+        self.transport: Transport = transport_factory(self, self)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.transport.subscribe(self.subscription, self.qos)
+        self._input(LinkInput.start_called)
+        self.transport.start()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop: the state becomes ``stopped`` first, so the disconnect that follows is
+        expected (not a lost connection)."""
+        self._input(LinkInput.stop_called)
+        self._cancel_timers()
+        self._acks.cancel_all()
+        await self.transport.stop()
+
+    @property
+    def active(self) -> bool:
+        return self.state is _ACTIVE
+
+    @property
+    def acks_pending(self) -> int:
+        return len(self._acks)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def message(
+        self, payload: Any, *, ack_required: bool = False, actor: str = "", message_id: str = ""
+    ) -> Message[Any]:
+        """A message from this gateway to the link's peer."""
+        return Message.create(
+            self.gateway,
+            self.peer,
+            payload,
+            ack_required=ack_required,
+            actor=actor,
+            message_id=message_id or None,
+        )
+
+    def publish(self, message: Message[Any]) -> Result[None, LinkError]:
+        """Encode and publish ``message`` (its header names the gateways). An ack-required
+        message starts an ack deadline. Err if the link is not connected or encoding fails;
+        nothing is queued for later (durable delivery is what events are for)."""
+        try:
+            payload = self.codec.encode(message)
+        except EncodeError as e:
+            return Err(LinkError(str(e)))
+        header = message.header
+        return self.publish_bytes(header, payload)
+
+    def publish_bytes(self, header: Header, payload: bytes) -> Result[None, LinkError]:
+        """Publish an already encoded envelope (stored events are re-wrapped this way)."""
+        topic = topic_for(header.src, header.dst, header.message_type)
+        if not self.transport.publish(topic, payload, self.qos):
+            self.stats.publish_failures += 1
+            return Err(LinkError(f"link {self.name} is not connected"))
+        if header.ack_required:
+            self._acks.start(header.message_id)
+        self.last_sent = self._clock()
+        self.last_sent_wall = time.time()
+        self.stats.messages_out[header.message_type] += 1
+        return Ok(None)
+
+    def send_ack(self, header: Header) -> None:
+        """Acknowledge a message the peer sent (on this link, where the peer waits for it)."""
+        if self.publish(self.message(Ack(ack_message_id=header.message_id))).is_ok():
+            self.stats.acks_sent += 1
+
+    def ping(self) -> None:
+        if self.publish(self.message(Ping(), ack_required=True)).is_ok():
+            self.stats.pings_sent += 1
+
+    # -- transport callbacks (loop) ---------------------------------------------------------
+
+    def on_transport_connected(self) -> None:
+        if self.state is LinkState.stopped:
+            return
+        self._all_subscribed = False
+        self._connected_at = self._clock()
+        self._input(LinkInput.mqtt_connected)
+        self._arm_poll()
+        self._arm_silence()
+        if not self.transport.subscriptions:
+            self._subscribed()
+
+    def on_transport_disconnected(self, reason: str) -> None:
+        if self.state is LinkState.stopped:
+            return
+        self._cancel_timers()
+        self._acks.cancel_all()
+        self._all_subscribed = False
+        self.log.info("disconnected from %s: %s", self.transport.broker_label, reason)
+        self._input(LinkInput.mqtt_disconnected)
+
+    def on_transport_connect_failed(self, reason: str) -> None:
+        self._owner.on_link_connect_failed(self, reason)
+
+    def on_transport_suback(self, topic: str, granted: bool) -> None:
+        if not granted:
+            self._owner.on_link_problem(self, "subscribe", f"broker refused {topic}")
+            return
+        if self.transport.all_subscribed and not self._all_subscribed:
+            self._subscribed()
+
+    def on_transport_message(self, topic: str, payload: bytes) -> None:
+        if not topic.startswith(self._gw_prefix):
+            self.stats.raw_in += 1
+            self._owner.on_link_raw_message(self, topic, payload)
+            return
+        result = self.codec.decode(topic, payload)
+        if isinstance(result, Err):
+            error = result.err_value
+            self.stats.decode_errors[error.reason] += 1
+            self._owner.on_link_problem(self, f"decode.{error.reason}", str(error))
+            return
+        message = result.ok_value
+        header = message.header
+        if header.src != self.peer or header.dst != self.gateway:
+            self.stats.rejected_src += 1
+            self._owner.on_link_problem(
+                self, "decode.wrong_peer", f"{header.src}->{header.dst} on link to {self.peer}"
+            )
+            return
+        self.last_heard = self._clock()
+        self.last_heard_wall = time.time()
+        if self.state is not _ACTIVE:
+            self._input(LinkInput.peer_message)
+        message_type = header.message_type
+        self.stats.messages_in[message_type] += 1
+        if message_type == _ACK:
+            self._on_ack(message.payload.ack_message_id)
+            return
+        if isinstance(message.payload, Event):
+            # Events are de-duplicated by the store (it survives restarts) and acked only
+            # once stored, so they skip the in-memory window.
+            self._owner.on_link_event(self, message)
+            return
+        duplicate = self._dedup.seen(header.message_id)
+        if header.ack_required:
+            self.send_ack(header)
+        if duplicate:
+            self.stats.duplicates += 1
+            return
+        if message_type != _PING:
+            self._owner.on_link_message(self, message)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _subscribed(self) -> None:
+        self._all_subscribed = True
+        self._input(LinkInput.all_subscribed)
+        if self.state is LinkState.awaiting_peer:
+            # Subscribed, so an answer can reach us now: ask the peer to show itself.
+            self.ping()
+
+    def _on_ack(self, message_id: str) -> None:
+        self.stats.acks_received += 1
+        if self._acks.clear(message_id):
+            self._owner.on_link_acked(self, message_id)
+
+    def _on_ack_timeout(self, message_ids: list[str]) -> None:
+        self.stats.ack_timeouts += len(message_ids)
+        self.log.info("%d ack(s) late from %s", len(message_ids), self.peer)
+        self._input(LinkInput.ack_timeout)
+        if self.transport.connected and self._all_subscribed:
+            self.ping()
+
+    def _input(self, event: LinkInput) -> None:
+        """The one place the state changes: log, count, report."""
+        old = self.state
+        new = transition(old, event)
+        if new is None:
+            self.invalid_inputs += 1
+            self.log.warning("ignored %s in state %s", event.value, old.value)
+            return
+        if new is old:
+            return
+        self.state = new
+        self.stats.state_changes[f"{old.value}->{new.value}"] += 1
+        self.log.info("%s -> %s (%s)", old.value, new.value, event.value)
+        self._owner.on_link_state(self, old, new, event)
+
+    # Idle timers are lazy: sending or hearing only updates a timestamp, and the timer,
+    # when it fires, re-arms itself for the time that remains. No timer churn per message.
+
+    def _arm_poll(self) -> None:
+        quiet_since = max(self.last_sent, self._connected_at)
+        due = quiet_since + self.settings.poll_seconds - self._clock()
+        self._poll_timer = asyncio.get_running_loop().call_later(max(0.0, due), self._on_poll)
+
+    def _on_poll(self) -> None:
+        self._poll_timer = None
+        if not self.transport.connected:
+            return
+        now = self._clock()
+        if now - max(self.last_sent, self._connected_at) >= self.settings.poll_seconds:
+            if self._all_subscribed:
+                self.ping()
+            else:
+                self._connected_at = now  # still subscribing: look again a period later
+        self._arm_poll()
+
+    def _arm_silence(self) -> None:
+        heard_since = max(self.last_heard, self._connected_at)
+        due = heard_since + self.settings.peer_timeout_seconds - self._clock()
+        self._silence_timer = asyncio.get_running_loop().call_later(max(0.0, due), self._on_silence)
+
+    def _on_silence(self) -> None:
+        self._silence_timer = None
+        if not self.transport.connected:
+            return
+        now = self._clock()
+        if now - max(self.last_heard, self._connected_at) >= self.settings.peer_timeout_seconds:
+            self._input(LinkInput.peer_silent)
+            if self._all_subscribed:
+                self.ping()
+            self._connected_at = now  # report silence once per period, not in a tight loop
+        self._arm_silence()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._poll_timer, self._silence_timer):
+            if timer is not None:
+                timer.cancel()
+        self._poll_timer = self._silence_timer = None

@@ -1,0 +1,145 @@
+"""Comm events and listeners: how code and tests wait for things instead of polling.
+
+Modelled on qemu.qmp's EventListener: a listener filters by event names and an optional
+predicate, keeps its own FIFO and a bounded history, and is used as a context manager, as
+an async iterator, or with ``get()``. The proactor emits :class:`CommEvent` s for link state
+changes, messages received and dispatched, events stored and acked, and problems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+__all__ = ("CommEvent", "EventListener", "ListenerHub")
+
+
+@dataclass(frozen=True, slots=True)
+class CommEvent:
+    """Something that happened in the gateway.
+
+    ``name`` is dotted (``link.state``, ``message.received``, ``event.stored``,
+    ``event.acked``, ``problem``); ``source`` names the link or communicator; ``data``
+    carries the details (for ``link.state``: ``old``, ``new``, ``cause``).
+    """
+
+    name: str
+    source: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.monotonic)
+
+
+class EventListener:
+    """A filtered FIFO of comm events. Loop-only.
+
+    ``names``: the event names to accept (None: all). ``predicate``: an extra filter.
+    ``history``: how many accepted events to keep for later inspection.
+    """
+
+    def __init__(
+        self,
+        names: Iterable[str] | str | None = None,
+        predicate: Callable[[CommEvent], bool] | None = None,
+        *,
+        history: int = 10_000,
+        hub: ListenerHub | None = None,
+    ) -> None:
+        if isinstance(names, str):
+            names = (names,)
+        self.names = frozenset(names) if names is not None else None
+        self.predicate = predicate
+        self.history: deque[CommEvent] = deque(maxlen=history)
+        self._queue: asyncio.Queue[CommEvent] = asyncio.Queue()
+        self._hub = hub
+
+    def accepts(self, event: CommEvent) -> bool:
+        if self.names is not None and event.name not in self.names:
+            return False
+        return self.predicate is None or self.predicate(event)
+
+    def put(self, event: CommEvent) -> None:
+        if self.accepts(event):
+            self.history.append(event)
+            self._queue.put_nowait(event)
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    def clear(self) -> None:
+        """Drop every event waiting in the FIFO (the history stays)."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def get(self, timeout: float | None = None) -> CommEvent:
+        """The next accepted event. Raises TimeoutError after ``timeout`` seconds."""
+        if timeout is None:
+            return await self._queue.get()
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    async def wait_for(self, predicate: Callable[[CommEvent], bool], timeout: float) -> CommEvent:
+        """Skip events until one satisfies ``predicate``; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = await self.get(max(0.0, deadline - time.monotonic()))
+            if predicate(event):
+                return event
+
+    def __aiter__(self) -> AsyncIterator[CommEvent]:
+        return self
+
+    async def __anext__(self) -> CommEvent:
+        return await self._queue.get()
+
+    def __enter__(self) -> EventListener:
+        if self._hub is not None:
+            self._hub.add(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._hub is not None:
+            self._hub.remove(self)
+
+
+class ListenerHub:
+    """The set of registered listeners; ``emit`` is cheap when nobody listens."""
+
+    def __init__(self) -> None:
+        self._listeners: list[EventListener] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._listeners)
+
+    def listener(
+        self,
+        names: Iterable[str] | str | None = None,
+        predicate: Callable[[CommEvent], bool] | None = None,
+        *,
+        history: int = 10_000,
+    ) -> EventListener:
+        """A listener that registers itself on ``with`` (or call :meth:`add`)."""
+        return EventListener(names, predicate, history=history, hub=self)
+
+    def add(self, listener: EventListener) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove(self, listener: EventListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def emit(self, name: str, source: str, data: Mapping[str, Any] | None = None) -> None:
+        if not self._listeners:
+            return
+        event = CommEvent(name, source, data or {})
+        for listener in self._listeners:
+            listener.put(event)

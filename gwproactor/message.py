@@ -1,0 +1,165 @@
+"""Typed messages: the envelope ``{header, payload}`` and the payload base classes.
+
+A payload type is a pydantic model derived from :class:`Payload` with a ``type_name``
+class variable (an allowed name, see :mod:`gwproactor.names`). Payload types are made known
+to a link's codec through a :class:`~gwproactor.codec.MessageRegistry`.
+
+Messages between communicators inside one gateway use the same envelope; their ``header.dst``
+names the communicator. Messages on a link name gateways in ``src``/``dst`` and may name a
+communicator inside the destination gateway in ``header.actor``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gwproactor.names import validate_name
+
+__all__ = (
+    "Ack",
+    "AnyEvent",
+    "Event",
+    "Header",
+    "Message",
+    "Payload",
+    "PayloadT",
+    "Ping",
+    "new_message_id",
+)
+
+
+class Header(BaseModel):
+    """Routing facts of a message.
+
+    ``src``/``dst``: gateway names on a link, communicator names inside a gateway.
+    ``actor``: for a message on a link, the communicator in ``dst`` that should get it; when
+    empty the receiving gateway routes by ``message_type``.
+    ``message_id``: unique per message (see :func:`new_message_id`); an event keeps its id
+    for life, which is how receivers de-duplicate re-uploads.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    src: str
+    dst: str
+    message_type: str
+    message_id: str
+    ack_required: bool = False
+    actor: str = ""
+
+
+class Payload(BaseModel):
+    """Base of every payload type. Unknown fields are ignored, so that a newer peer can add
+    fields without breaking an older one (a field gateway fleet is rarely upgraded at once)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("type_name"):
+            validate_name(cls.type_name, "message type name")
+
+
+PayloadT = TypeVar("PayloadT", bound=Payload)
+
+
+class Message(BaseModel, Generic[PayloadT]):
+    """An envelope: a header and a typed payload. Immutable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    header: Header
+    payload: PayloadT
+
+    @property
+    def src(self) -> str:
+        return self.header.src
+
+    @property
+    def dst(self) -> str:
+        return self.header.dst
+
+    @property
+    def message_type(self) -> str:
+        return self.header.message_type
+
+    @property
+    def message_id(self) -> str:
+        return self.header.message_id
+
+    @classmethod
+    def create(
+        cls,
+        src: str,
+        dst: str,
+        payload: Payload,
+        *,
+        ack_required: bool = False,
+        actor: str = "",
+        message_id: str | None = None,
+    ) -> Message[Any]:
+        """Build a message without re-validating trusted fields (names are validated where
+        they enter the system: settings, registries)."""
+        header = Header.model_construct(
+            src=src,
+            dst=dst,
+            message_type=type(payload).type_name,
+            message_id=message_id or new_message_id(),
+            ack_required=ack_required,
+            actor=actor,
+        )
+        return Message[Any].model_construct(header=header, payload=payload)
+
+
+class Ack(Payload):
+    """Acknowledges the message whose id is ``ack_message_id``; sent on the link it came on."""
+
+    type_name: ClassVar[str] = "gw.ack"
+    ack_message_id: str
+
+
+class Ping(Payload):
+    """Sent on an idle link or after an ack timeout; ack required, so the peer answers."""
+
+    type_name: ClassVar[str] = "gw.ping"
+
+
+class Event(Payload):
+    """Base of events: durable, acknowledged by the upstream peer, re-uploaded after an outage.
+
+    ``src`` is the gateway that generated the event (filled by ``generate_event`` when empty);
+    ``time_ns`` is the wall-clock time it happened, used for queries only (timers use the
+    monotonic clock).
+    """
+
+    src: str = ""
+    time_ns: int = Field(default_factory=time.time_ns)
+
+
+class AnyEvent(Event):
+    """An event of a type this gateway does not know. It keeps every field, so it can be
+    stored, acknowledged and forwarded upstream unchanged; it is not given to actors."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    # Required here (not defaulted as in Event), so that only event-shaped payloads match.
+    src: str
+    time_ns: int
+
+
+# A process-wide prefix drawn at start plus a counter: unique across restarts (the prefix
+# changes), unique within a run (the counter), and about ten times cheaper than uuid4.
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_message_id() -> str:
+    """A new unique message id. Thread-safe (``itertools.count`` is atomic under the GIL)."""
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"

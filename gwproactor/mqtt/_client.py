@@ -1,0 +1,518 @@
+"""paho-mqtt 2.x driven from the asyncio event loop.
+
+The loop watches the client's socket (``add_reader`` calling ``loop_read``, ``add_writer``
+calling ``loop_write`` only while paho has bytes queued) and calls ``loop_misc`` on a timer
+for keepalive. Every paho callback therefore runs on the loop thread and nothing of ours is
+shared with another thread. The one exception is the blocking part of connecting (DNS, TCP,
+TLS handshake, writing CONNECT), which runs in an executor thread while the loop leaves the
+client alone (the client is not ``connected`` then, so nothing publishes on it).
+
+This is the only module that imports paho. A received message becomes ``(topic, payload)``
+at once and goes to the :class:`~gwproactor.mqtt._types.TransportListener`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from concurrent.futures import Executor
+from typing import Any
+
+from paho.mqtt.client import (
+    MQTT_CLEAN_START_FIRST_ONLY,
+    Client,
+    ConnectFlags,
+    DisconnectFlags,
+    MQTTMessage,
+)
+from paho.mqtt.enums import CallbackAPIVersion, LogLevel, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gwproactor.config import QOS, BrokerSettings
+from gwproactor.mqtt._types import Backoff, TransportListener
+from gwproactor.stats import LinkStats
+
+__all__ = ("MQTTClientWrapper",)
+
+_SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+class MQTTClientWrapper:
+    """One MQTT connection that keeps itself up, on the event loop.
+
+    Lifecycle: construct (cheap, no I/O) → :meth:`start` (on the loop; begins connecting) →
+    :meth:`stop` (await; disconnects, bounded). After a disconnect it reconnects with capped
+    exponential backoff and jitter, and re-sends every subscription, one SUBSCRIBE per topic
+    so that each SUBACK is tracked by its packet id. Loop-only except where marked.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: BrokerSettings,
+        client_id: str,
+        listener: TransportListener,
+        *,
+        executor: Executor | None = None,
+        stats: LinkStats | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.client_id = client_id
+        self._listener = listener
+        self._executor = executor
+        self.stats = stats or LinkStats(name)
+        self._log = logger or logging.getLogger(f"gwproactor.mqtt.{name}")
+        self._subscriptions: dict[str, QOS] = {}
+        self._pending_subacks: dict[int, str] = {}
+        self._backoff = Backoff(
+            settings.reconnect_min_seconds,
+            settings.reconnect_max_seconds,
+            settings.reconnect_jitter,
+        )
+        self._client: Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = False
+        self._reading_paused = False
+        self._reader_fd: int | None = None
+        self._writer_fd: int | None = None
+        self._misc_handle: asyncio.TimerHandle | None = None
+        self._connack: asyncio.Future[bool] | None = None
+        self._lost: asyncio.Event | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._ever_connected = False
+        self._good_connection = False
+        self.last_error = ""
+        self._connect_error = ""
+        self._attempt_reported = False
+
+    # -- public, loop-only ----------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def broker_label(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    @property
+    def subscriptions(self) -> dict[str, QOS]:
+        return dict(self._subscriptions)
+
+    @property
+    def all_subscribed(self) -> bool:
+        return self._connected and not self._pending_subacks
+
+    def start(self) -> None:
+        """Begin connecting (and keep the connection up) as a task on the running loop."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._lost = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._client = self._make_client()
+        self._task = self._loop.create_task(self._run(), name=f"link[{self.name}].mqtt")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect and stop reconnecting. Idempotent; returns within about ``timeout``
+        (a connect stuck in the executor is abandoned after that, its socket closed)."""
+        task = self._task
+        if task is None or self._stop_requested is None:
+            return
+        self._stop_requested.set()
+        if self._connected and self._client is not None:
+            self._client.disconnect()
+            self._after_io()
+        if not task.done():
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                task.cancel()
+                await asyncio.wait({task}, timeout=timeout)
+        self._teardown_socket()
+
+    def subscribe(self, topic: str, qos: QOS) -> None:
+        """Remember ``topic`` and subscribe now if connected; it is restored after every
+        reconnect. The SUBACK reaches the listener's ``on_transport_suback``."""
+        self._subscriptions[topic] = qos
+        if self._connected:
+            self._send_subscribe(topic, qos)
+
+    def unsubscribe(self, topic: str) -> None:
+        if self._subscriptions.pop(topic, None) is None:
+            return
+        self._pending_subacks = {m: t for m, t in self._pending_subacks.items() if t != topic}
+        if self._connected and self._client is not None:
+            self._client.unsubscribe(topic)
+            self._after_io()
+
+    def publish(self, topic: str, payload: bytes, qos: QOS, retain: bool = False) -> bool:
+        """Queue a PUBLISH (written at once when the socket takes it). False if not
+        connected or paho refused it; the caller decides what that means."""
+        client = self._client
+        if not self._connected or client is None:
+            return False
+        info = client.publish(topic, payload, qos, retain)
+        if client.want_write():  # paho wrote what it could; watch for writability if not all
+            self._want_write()
+        return info.rc == _SUCCESS
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket (backpressure: TCP then pushes back to the broker)."""
+        self._reading_paused = True
+        self._remove_reader()
+
+    def resume_reading(self) -> None:
+        self._reading_paused = False
+        if self._connected:
+            self._add_reader()
+
+    def request_reconnect(self) -> None:
+        """Drop the current connection (the run loop reconnects). Used by failover and
+        by tests of recovery."""
+        if self._client is not None and self._connected:
+            self._client.disconnect()
+            self._after_io()
+
+    # -- the connection task ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._lost is not None and self._stop_requested is not None
+        while not self._stop_requested.is_set():
+            self._lost.clear()
+            if await self._connect_once():
+                stop_wait = asyncio.ensure_future(self._stop_requested.wait())
+                lost_wait = asyncio.ensure_future(self._lost.wait())
+                try:
+                    await asyncio.wait({stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop_wait.cancel()
+                    lost_wait.cancel()
+                if self._good_connection:
+                    self._backoff.reset()
+            if self._stop_requested.is_set():
+                break
+            delay = self._backoff.next_delay()
+            self._log.debug("reconnecting to %s in %.2f s", self.broker_label, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), delay)
+
+    async def _connect_once(self) -> bool:
+        """One attempt: connect in the executor, then await CONNACK on the loop. Every
+        failed attempt is reported exactly once through ``_connect_failed``."""
+        assert self._loop is not None and self._client is not None
+        client = self._client
+        self._connack = self._loop.create_future()
+        self._good_connection = False
+        self._connect_error = ""
+        self._attempt_reported = False
+        # Until CONNACK: keep paho from writing in the executor thread (a write error there
+        # would run our callbacks off the loop), and keep its error log lines for the report.
+        client.on_log = self._on_connect_log
+        try:
+            accepted = await self._connect_and_wait(client)
+        finally:
+            client.on_log = None
+        if not accepted:
+            if not self._attempt_reported:
+                self._connect_failed(self._connect_error or "closed before CONNACK")
+            self._teardown_socket()
+        return accepted
+
+    async def _connect_and_wait(self, client: Client) -> bool:
+        assert self._loop is not None and self._connack is not None
+        settings = self.settings
+        client.on_socket_register_write = _ignore_socket
+        try:
+            await self._loop.run_in_executor(self._executor, self._ext_connect, client)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            self._connect_error = f"{type(e).__name__}: {e}"
+            return False
+        finally:
+            client.on_socket_register_write = None
+        sock = client.socket()
+        if sock is None:
+            return False
+        if settings.tcp_nodelay and isinstance(sock, socket.socket):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as e:  # e.g. a unix socket; harmless
+                self._log.debug("TCP_NODELAY not set: %s", e)
+        self._reader_fd = None
+        if not self._reading_paused:
+            self._add_reader()
+        if client.want_write():
+            self._want_write()
+        self._schedule_misc()
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(self._connack), settings.connect_timeout_seconds
+            )
+        except TimeoutError:
+            self._connect_error = f"no CONNACK within {settings.connect_timeout_seconds} s"
+            return False
+
+    def _on_connect_log(self, _client: Client, _userdata: Any, level: int, text: str) -> None:
+        if level in (LogLevel.MQTT_LOG_ERR, LogLevel.MQTT_LOG_WARNING):
+            self._connect_error = text
+
+    def _ext_connect(self, client: Client) -> None:
+        """Runs in an executor thread: the blocking TCP connect, TLS handshake, CONNECT."""
+        settings = self.settings
+        if settings.protocol == "5":
+            clean_start: Any = bool(settings.clean_session)
+        else:
+            clean_start = MQTT_CLEAN_START_FIRST_ONLY
+        client.connect(
+            settings.host,
+            settings.port,
+            keepalive=settings.keepalive_seconds,
+            clean_start=clean_start,
+        )
+
+    def _connect_failed(self, reason: str) -> None:
+        self._attempt_reported = True
+        self.stats.connect_failures += 1
+        self.last_error = reason
+        self._log.info("connect to %s failed: %s", self.broker_label, reason)
+        self._listener.on_transport_connect_failed(reason)
+
+    # -- paho callbacks (all on the loop) -----------------------------------------------------
+
+    def _on_connect(
+        self,
+        _client: Client,
+        _userdata: Any,
+        flags: ConnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        connack = self._connack
+        if reason_code.is_failure:
+            self._connect_failed(f"CONNACK refused: {reason_code}")
+            if connack is not None and not connack.done():
+                connack.set_result(False)
+            return
+        self._connected = True
+        self.stats.connects += 1
+        if self._ever_connected:
+            self.stats.reconnects += 1
+        self._ever_connected = True
+        self.last_error = ""
+        self._pending_subacks.clear()
+        for topic, qos in self._subscriptions.items():
+            self._send_subscribe(topic, qos)
+        if not self._subscriptions:
+            self._good_connection = True
+        if connack is not None and not connack.done():
+            connack.set_result(True)
+        self._listener.on_transport_connected()
+
+    def _on_disconnect(
+        self,
+        _client: Client,
+        _userdata: Any,
+        _flags: DisconnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        was_connected = self._connected
+        self._connected = False
+        self._pending_subacks.clear()
+        self._cancel_misc()
+        self._remove_reader()
+        self._remove_writer()
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(False)
+        if self._lost is not None:
+            self._lost.set()
+        if was_connected:
+            self.stats.disconnects += 1
+            self.last_error = str(reason_code)
+            self._listener.on_transport_disconnected(str(reason_code))
+
+    def _on_subscribe(
+        self,
+        _client: Client,
+        _userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        _properties: Properties | None,
+    ) -> None:
+        topic = self._pending_subacks.pop(mid, None)
+        if topic is None:  # an unsubscribed topic's late SUBACK
+            return
+        granted = bool(reason_codes) and not reason_codes[0].is_failure
+        if not granted:
+            self.stats.subscription_failures += 1
+            self._log.warning("broker refused subscription %s: %s", topic, reason_codes)
+        if not self._pending_subacks:
+            self._good_connection = True
+        self._listener.on_transport_suback(topic, granted)
+
+    def _on_socket_close(self, _client: Client, _userdata: Any, _sock: Any) -> None:
+        if self._loop is not None and threading.get_ident() != self._loop_thread_id():
+            self._loop.call_soon_threadsafe(self._forget_fds)
+        else:
+            self._forget_fds()
+
+    # -- socket plumbing ------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        rc = client.loop_read()
+        # A TLS socket may hold decrypted bytes that the fd no longer signals: drain them.
+        sock = client.socket()
+        budget = self.settings.read_batch_packets
+        while rc == _SUCCESS and isinstance(sock, ssl.SSLSocket) and sock.pending() and budget:
+            rc = client.loop_read()
+            budget -= 1
+        if client.want_write():
+            self._want_write()
+
+    def _on_writable(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        client.loop_write()
+        if not client.want_write():
+            self._remove_writer()
+
+    def _after_io(self) -> None:
+        if self._client is not None and self._client.want_write():
+            self._want_write()
+
+    def _want_write(self) -> None:
+        if self._writer_fd is not None or self._client is None or self._loop is None:
+            return
+        sock = self._client.socket()
+        if sock is None:
+            return
+        fd = sock.fileno()
+        self._loop.add_writer(fd, self._on_writable)
+        self._writer_fd = fd
+
+    def _add_reader(self) -> None:
+        if self._reader_fd is not None or self._client is None or self._loop is None:
+            return
+        sock = self._client.socket()
+        if sock is None:
+            return
+        fd = sock.fileno()
+        self._loop.add_reader(fd, self._on_readable)
+        self._reader_fd = fd
+
+    def _remove_reader(self) -> None:
+        if self._reader_fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._reader_fd)
+        self._reader_fd = None
+
+    def _remove_writer(self) -> None:
+        if self._writer_fd is not None and self._loop is not None:
+            self._loop.remove_writer(self._writer_fd)
+        self._writer_fd = None
+
+    def _forget_fds(self) -> None:
+        self._remove_reader()
+        self._remove_writer()
+
+    def _teardown_socket(self) -> None:
+        """Close whatever socket paho holds without waiting for the broker."""
+        self._cancel_misc()
+        self._forget_fds()
+        client = self._client
+        if client is not None and client.socket() is not None:
+            client._sock_close()
+        self._connected = False
+
+    def _schedule_misc(self) -> None:
+        assert self._loop is not None
+        self._misc_handle = self._loop.call_later(
+            self.settings.misc_interval_seconds, self._on_misc
+        )
+
+    def _cancel_misc(self) -> None:
+        if self._misc_handle is not None:
+            self._misc_handle.cancel()
+            self._misc_handle = None
+
+    def _on_misc(self) -> None:
+        self._misc_handle = None
+        client = self._client
+        if client is None or client.socket() is None:
+            return
+        client.loop_misc()
+        self._after_io()
+        if client.socket() is not None:
+            self._schedule_misc()
+
+    def _send_subscribe(self, topic: str, qos: QOS) -> None:
+        assert self._client is not None
+        rc, mid = self._client.subscribe(topic, int(qos))
+        if rc == _SUCCESS and mid is not None:
+            self._pending_subacks[mid] = topic
+            self._good_connection = False
+        else:
+            self.stats.subscription_failures += 1
+            self._log.warning("subscribe %s failed locally: rc %s", topic, rc)
+        self._after_io()
+
+    def _loop_thread_id(self) -> int:
+        return self._thread_id
+
+    def _make_client(self) -> Client:
+        settings = self.settings
+        protocol = (
+            MQTTProtocolVersion.MQTTv5 if settings.protocol == "5" else MQTTProtocolVersion.MQTTv311
+        )
+        client = Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=settings.clean_session
+            if protocol != MQTTProtocolVersion.MQTTv5
+            else None,
+            protocol=protocol,
+        )
+        client.connect_timeout = settings.connect_timeout_seconds
+        client.max_inflight_messages_set(1000)
+        if settings.username is not None:
+            client.username_pw_set(
+                settings.username,
+                settings.password.get_secret_value() if settings.password else None,
+            )
+        tls = settings.tls
+        if tls.enabled:
+            client.tls_set(
+                ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
+                certfile=str(tls.certfile) if tls.certfile else None,
+                keyfile=str(tls.keyfile) if tls.keyfile else None,
+                keyfile_password=(
+                    tls.keyfile_password.get_secret_value() if tls.keyfile_password else None
+                ),
+            )
+            client.tls_insecure_set(not tls.check_hostname)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_socket_close = self._on_socket_close
+        listener_message = self._listener.on_transport_message
+
+        def on_message(_client: Client, _userdata: Any, message: MQTTMessage) -> None:
+            listener_message(message.topic, bytes(message.payload))
+
+        client.on_message = on_message
+        self._thread_id = threading.get_ident()
+        return client
+
+
+def _ignore_socket(_client: Client, _userdata: Any, _sock: Any) -> None:
+    """A register-write callback that does nothing (see ``_connect_once``)."""

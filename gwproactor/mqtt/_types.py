@@ -1,0 +1,90 @@
+"""Types shared by the MQTT transports (the real paho one and the in-memory one)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+from gwproactor.config import QOS
+
+__all__ = ("QOS", "Backoff", "Subscription", "Transport", "TransportListener")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    topic: str
+    qos: QOS = QOS.AtLeastOnce
+
+
+class TransportListener(Protocol):
+    """What a transport tells its owner (a link). Every call is made on the event loop."""
+
+    def on_transport_connected(self) -> None:
+        """CONNACK accepted; subscriptions are being (re)sent."""
+
+    def on_transport_disconnected(self, reason: str) -> None:
+        """The connection is gone; the transport reconnects by itself unless stopped."""
+
+    def on_transport_connect_failed(self, reason: str) -> None:
+        """An attempt to connect failed (refused, TLS, timeout); another follows."""
+
+    def on_transport_suback(self, topic: str, granted: bool) -> None:
+        """A SUBACK for one subscription (``granted`` False: the broker refused it)."""
+
+    def on_transport_message(self, topic: str, payload: bytes) -> None:
+        """A PUBLISH arrived. Hot path: keep it short."""
+
+
+class Transport(Protocol):
+    """A connection to one broker that keeps itself up. Loop-only unless marked."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def broker_label(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def subscribe(self, topic: str, qos: QOS) -> None: ...
+
+    def unsubscribe(self, topic: str) -> None: ...
+
+    @property
+    def subscriptions(self) -> dict[str, QOS]: ...
+
+    @property
+    def all_subscribed(self) -> bool:
+        """Connected, and every subscription has its SUBACK."""
+
+    def publish(self, topic: str, payload: bytes, qos: QOS, retain: bool = False) -> bool: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+class Backoff:
+    """Capped exponential backoff with jitter, reset after a good connection.
+
+    The n-th consecutive failure waits ``min(max, min * 2**(n-1))``, of which the fraction
+    ``jitter`` is drawn at random, so that a fleet does not reconnect in lockstep after a
+    broker restart.
+    """
+
+    def __init__(self, minimum: float, maximum: float, jitter: float) -> None:
+        self.minimum = minimum
+        self.maximum = max(minimum, maximum)
+        self.jitter = jitter
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        base = min(self.maximum, self.minimum * 2.0 ** min(self.failures - 1, 32))
+        return base * (1 - self.jitter) + random.uniform(0, base * self.jitter)

@@ -1,0 +1,570 @@
+"""The Proactor: one asyncio loop that owns the links, the receive queue and the actors.
+
+Start order is dependency order (links, then the dispatcher, then actors); stop is the exact
+reverse and is shielded from cancellation, so a stop that has begun always finishes (each
+join bounded by ``stop_timeout_seconds``). A failing actor is isolated and reported, never
+fatal to the gateway (hat's isolate-and-report, not TaskGroup semantics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from result import Err, Result
+
+from gwproactor._monitor import MonitoredName
+from gwproactor.codec import JsonCodec, MessageRegistry
+from gwproactor.communicator import (
+    CommunicatorInterface,
+    HTTPHandler,
+    Runnable,
+    ServicesInterface,
+    load_actor,
+)
+from gwproactor.config import ProactorSettings
+from gwproactor.errors import LinkError, QueueFullError, RoutingError, StateError, StoreError
+from gwproactor.links import Link, LinkInput, LinkState, TransportFactory
+from gwproactor.listeners import CommEvent, EventListener, ListenerHub
+from gwproactor.logger import ProactorLogger
+from gwproactor.message import Event, Message, Payload
+from gwproactor.mqtt import MQTTClients, Transport, TransportListener
+from gwproactor.stats import ProactorStats
+
+__all__ = ("Proactor",)
+
+T = TypeVar("T")
+
+
+class Proactor(ServicesInterface):
+    """A gateway's runtime. Construct (cheap, no I/O), add communicators, then ``await
+    start()`` or ``await run_forever()`` on the loop that will own it.
+
+    Thread rule: ``*_threadsafe`` methods may be called from any thread; everything else
+    only on the proactor's loop.
+    """
+
+    def __init__(
+        self,
+        settings: ProactorSettings,
+        registry: MessageRegistry | None = None,
+        *,
+        transport_factory: TransportFactory | None = None,
+        load_actors: bool = True,
+        logger: ProactorLogger | None = None,
+    ) -> None:
+        self._settings = settings
+        self._name = settings.name
+        self._logger = logger or ProactorLogger()
+        self._lifecycle = self._logger.lifecycle
+        self._stats = ProactorStats()
+        self.registry = registry or MessageRegistry()
+        self.hub = ListenerHub()
+        self.mqtt_clients = MQTTClients()
+        self._transport_factory = transport_factory or self._mqtt_transport
+        self._communicators: dict[str, CommunicatorInterface] = {}
+        self._routes: dict[str, str] = {}
+        self._started_runnables: list[Runnable] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._state = "constructed"
+        self._stop_requested: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        self._dispatch_task: asyncio.Task[None] | None = None
+        self._rx: deque[Message[Any]] = deque()
+        self._rx_waiter: asyncio.Future[None] | None = None
+        self._rx_paused = False
+        self._rx_space = threading.Event()
+        self._rx_space.set()
+        self._problem_last: dict[str, float] = {}
+        self._problem_suppressed: dict[str, int] = {}
+        self._web_routes: list[tuple[str, str, str, HTTPHandler, dict[str, Any]]] = []
+        self._web_servers: dict[str, dict[str, Any]] = {}
+        self._pats: dict[str, float] = {}
+        self._monitored: dict[str, MonitoredName] = {}
+        self.links: dict[str, Link] = {}
+        for link_name, link_settings in settings.links.items():
+            codec = JsonCodec(self.registry, link_settings.max_payload_bytes)
+            self.links[link_name] = Link(
+                link_name,
+                self._name,
+                link_settings,
+                codec,
+                self,
+                self._transport_factory,
+                stats=self._stats.link(link_name),
+                logger=self._logger.child(f"link.{link_name}"),
+            )
+        if load_actors:
+            for actor_name, actor_settings in settings.actors.items():
+                self.add_communicator(load_actor(actor_name, actor_settings, self))
+                for message_type in actor_settings.handles:
+                    self.route(message_type, actor_name)
+
+    # -- ServicesInterface: facts -----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def settings(self) -> ProactorSettings:
+        return self._settings
+
+    @property
+    def logger(self) -> ProactorLogger:
+        return self._logger
+
+    @property
+    def stats(self) -> ProactorStats:
+        return self._stats
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    @property
+    def state(self) -> str:
+        """constructed, starting, running, stopping or stopped."""
+        return self._state
+
+    @property
+    def receive_queue_depth(self) -> int:
+        return len(self._rx)
+
+    def link(self, name: str) -> Link:
+        try:
+            return self.links[name]
+        except KeyError:
+            raise LinkError(f"no link named {name!r}; links: {sorted(self.links)}") from None
+
+    def link_state(self, link_name: str) -> str:
+        return self.link(link_name).state.value
+
+    @property
+    def upstream_link(self) -> Link | None:
+        name = self._settings.upstream_link
+        return self.links[name] if name is not None else None
+
+    # -- communicators ----------------------------------------------------------------------
+
+    def add_communicator(self, communicator: CommunicatorInterface) -> None:
+        """Make ``communicator`` reachable by its name. Before start, or while running (a
+        Runnable added while running is started at once). Raises ValueError on a clash."""
+        name = communicator.name
+        if name in self._communicators or name in self.links or name == self._name:
+            raise ValueError(f"communicator name {name!r} is taken")
+        self._communicators[name] = communicator
+        for monitored in communicator.monitored_names:
+            self._monitored[monitored.name] = monitored
+        if self._state == "running" and isinstance(communicator, Runnable):
+            self._start_runnable(communicator)
+
+    def route(self, message_type: str, communicator_name: str) -> None:
+        """Send link messages of ``message_type`` that name no actor to this communicator."""
+        self._routes[message_type] = communicator_name
+
+    def get_communicator(self, name: str) -> CommunicatorInterface | None:
+        return self._communicators.get(name)
+
+    def get_communicator_as_type(self, name: str, type_: type[T]) -> T | None:
+        communicator = self._communicators.get(name)
+        return communicator if isinstance(communicator, type_) else None
+
+    @property
+    def communicators(self) -> dict[str, CommunicatorInterface]:
+        return dict(self._communicators)
+
+    # -- listeners --------------------------------------------------------------------------
+
+    def listener(
+        self,
+        names: Iterable[str] | str | None = None,
+        predicate: Callable[[CommEvent], bool] | None = None,
+        *,
+        history: int = 10_000,
+    ) -> EventListener:
+        """A listener for comm events; registered while used as ``with``."""
+        return self.hub.listener(names, predicate, history=history)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start links, the dispatcher and actors, in that order; returns when all started
+        (links are connecting, not necessarily active). Raises StateError if called twice."""
+        if self._state != "constructed":
+            raise StateError(f"start() in state {self._state}")
+        self._state = "starting"
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._lifecycle.info("%s starting", self._name)
+        try:
+            for link in self.links.values():
+                link.start()
+            self._dispatch_task = self._loop.create_task(
+                self._dispatch_loop(), name=f"proactor[{self._name}].dispatch"
+            )
+            for communicator in self._communicators.values():
+                if isinstance(communicator, Runnable):
+                    self._start_runnable(communicator)
+        except BaseException:
+            await self._shutdown()
+            raise
+        self._state = "running"
+        self._lifecycle.info("%s running", self._name)
+
+    def _start_runnable(self, runnable: Runnable) -> None:
+        runnable.start()
+        self._started_runnables.append(runnable)
+
+    def stop(self) -> None:
+        """Ask the proactor to stop. Returns at once; ``join`` waits. Idempotent. Loop."""
+        if self._stop_requested is None:
+            self._state = "stopped"
+            return
+        self._stop_requested.set()
+        if self._stop_task is None:
+            self._stop_task = asyncio.get_running_loop().create_task(
+                self._shutdown(), name=f"proactor[{self._name}].stop"
+            )
+
+    def stop_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.stop)
+
+    async def join(self) -> None:
+        """Wait until the proactor has stopped completely."""
+        if self._stopped is not None:
+            await self._stopped.wait()
+
+    async def stop_and_join(self) -> None:
+        self.stop()
+        await self.join()
+
+    async def run_forever(self, *, handle_signals: bool = True) -> None:
+        """Start, run until ``stop`` (or SIGTERM/SIGINT when ``handle_signals`` and on the
+        main thread), then stop cleanly."""
+        await self.start()
+        assert self._loop is not None and self._stop_requested is not None
+        installed: list[signal.Signals] = []
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+        try:
+            await self._stop_requested.wait()
+            self.stop()
+            await self.join()
+        finally:
+            for sig in installed:
+                self._loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._lifecycle.info("%s: %s, stopping", self._name, sig.name)
+        self.stop()
+
+    async def _shutdown(self) -> None:
+        # Shielded: a cancelled caller must not leave links half-closed or threads running.
+        await asyncio.shield(self._shutdown_inner())
+
+    async def _shutdown_inner(self) -> None:
+        if self._state in ("stopping", "stopped"):
+            if self._stopped is not None:
+                await self._stopped.wait()
+            return
+        self._state = "stopping"
+        self._lifecycle.info("%s stopping", self._name)
+        errors = await self._stop_runnables()
+        if self._dispatch_task is not None:
+            self._dispatch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatch_task
+        errors += await self._stop_links()
+        for error in errors:
+            self._lifecycle.error("%s: error while stopping: %s", self._name, error)
+        self._state = "stopped"
+        self._lifecycle.info("%s stopped", self._name)
+        if self._stopped is not None:
+            self._stopped.set()
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def _stop_runnables(self) -> list[BaseException]:
+        """Ask every started runnable to stop (reverse start order), then join each within
+        the stop timeout. Errors are collected, not raised: every part gets its chance."""
+        timeout = self._settings.stop_timeout_seconds
+        errors: list[BaseException] = []
+        for runnable in reversed(self._started_runnables):
+            try:
+                runnable.stop()
+            except Exception as e:  # noqa: BLE001  (collected and reported by the caller)
+                errors.append(e)
+        for runnable in reversed(self._started_runnables):
+            try:
+                await asyncio.wait_for(runnable.join(), timeout)
+            except TimeoutError:
+                errors.append(TimeoutError(f"{_name_of(runnable)} did not stop in {timeout} s"))
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        return errors
+
+    async def _stop_links(self) -> list[BaseException]:
+        timeout = self._settings.stop_timeout_seconds
+        errors: list[BaseException] = []
+        for link in reversed(list(self.links.values())):
+            try:
+                await asyncio.wait_for(link.stop(timeout), timeout * 2)
+            except (TimeoutError, OSError) as e:
+                errors.append(e)
+        await self.mqtt_clients.stop(timeout)
+        return errors
+
+    # -- the receive queue and dispatch ---------------------------------------------------------
+
+    def send(self, message: Message[Any]) -> None:
+        if len(self._rx) >= 2 * self._settings.receive_queue_max:
+            self._stats.handler_errors["(queue full)"] += 1
+            raise QueueFullError(f"receive queue full ({len(self._rx)})")
+        self._put(message)
+
+    def send_threadsafe(self, message: Message[Any]) -> None:
+        loop = self._loop
+        if loop is None:
+            raise StateError("send_threadsafe before start")
+        if len(self._rx) >= self._settings.receive_queue_max and not self._rx_space.wait(
+            self._settings.stop_timeout_seconds
+        ):
+            raise QueueFullError("receive queue stayed full")
+        loop.call_soon_threadsafe(self._put, message)
+
+    def _put(self, message: Message[Any]) -> None:
+        rx = self._rx
+        rx.append(message)
+        waiter = self._rx_waiter
+        if waiter is not None:
+            self._rx_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(rx) >= self._settings.receive_queue_max and not self._rx_paused:
+            self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        self._rx_paused = True
+        self._rx_space.clear()
+        self._stats.queue_pauses += 1
+        for link in self.links.values():
+            link.transport.pause_reading()
+        self._lifecycle.debug("receive queue full (%d): links paused", len(self._rx))
+
+    def _resume_reading(self) -> None:
+        self._rx_paused = False
+        self._rx_space.set()
+        for link in self.links.values():
+            link.transport.resume_reading()
+
+    async def _dispatch_loop(self) -> None:
+        rx = self._rx
+        batch = self._settings.dispatch_batch
+        resume_at = int(
+            self._settings.receive_queue_max * self._settings.receive_queue_resume_fraction
+        )
+        assert self._loop is not None
+        loop = self._loop
+        while True:
+            if not rx:
+                self._rx_waiter = loop.create_future()
+                await self._rx_waiter
+                continue
+            high = len(rx)
+            self._stats.queue_high_water = max(self._stats.queue_high_water, high)
+            for _ in range(min(batch, len(rx))):
+                self._dispatch(rx.popleft())
+            if self._rx_paused and len(rx) <= resume_at:
+                self._resume_reading()
+            if rx:
+                await asyncio.sleep(0)  # let sockets and timers run between batches
+
+    def _dispatch(self, message: Message[Any]) -> None:
+        header = message.header
+        dst = header.dst
+        target = (
+            (header.actor or self._routes.get(header.message_type, ""))
+            if dst == self._name
+            else dst
+        )
+        communicator = self._communicators.get(target)
+        if communicator is None:
+            self._stats.unroutable[target or header.message_type] += 1
+            self.report_problem(
+                f"unroutable {header.message_type}",
+                f"no communicator {target!r} for {header.message_type} from {header.src}",
+                key=f"unroutable:{target}:{header.message_type}",
+            )
+            return
+        error: BaseException | None = None
+        try:
+            result = communicator.process_message(message)
+        except Exception as e:  # noqa: BLE001  (an actor's bug must not stop the gateway)
+            error = e
+        else:
+            if isinstance(result, Err):
+                error = result.err_value
+        self._stats.dispatched += 1
+        if error is not None:
+            self._handler_failed(target, header.message_type, error)
+        if self.hub:
+            self.hub.emit("message.dispatched", target, {"message": message, "error": error})
+
+    def _handler_failed(self, target: str, message_type: str, error: BaseException) -> None:
+        self._stats.handler_errors[target] += 1
+        self._logger.general.debug("handler %s failed", target, exc_info=error)
+        self.report_problem(
+            f"{target} failed on {message_type}",
+            f"{type(error).__name__}: {error}",
+            key=f"handler:{target}",
+        )
+
+    # -- links ------------------------------------------------------------------------------
+
+    def _mqtt_transport(self, link: Link, listener: TransportListener) -> Transport:
+        settings = link.settings
+        upstream = settings.role == "upstream"
+        return self.mqtt_clients.add_client(
+            link.name,
+            settings.broker,
+            settings.client_id or f"{self._name}-{link.name}",
+            listener,
+            upstream=upstream,
+            primary_peer=settings.primary,
+            stats=link.stats,
+            logger=self._logger.child(f"mqtt.{link.name}"),
+        )
+
+    def publish(self, message: Message[Any], link_name: str | None = None) -> Result[None, Any]:
+        if link_name is None:
+            link_name = next((n for n, lk in self.links.items() if lk.peer == message.dst), None)
+            if link_name is None:
+                return Err(RoutingError(f"no link to {message.dst!r}"))
+        return self.link(link_name).publish(message)
+
+    def send_to_peer(
+        self,
+        link_name: str,
+        payload: Payload,
+        *,
+        actor: str = "",
+        ack_required: bool = False,
+    ) -> Result[None, Any]:
+        link = self.link(link_name)
+        return link.publish(link.message(payload, ack_required=ack_required, actor=actor))
+
+    def on_link_state(self, link: Link, old: LinkState, new: LinkState, cause: LinkInput) -> None:
+        self._logger.comm_event.info(
+            "%s: %s -> %s (%s)", link.name, old.value, new.value, cause.value
+        )
+        if self.hub:
+            self.hub.emit(
+                "link.state", link.name, {"old": old.value, "new": new.value, "cause": cause.value}
+            )
+
+    def on_link_message(self, link: Link, message: Message[Any]) -> None:
+        if self.hub:
+            self.hub.emit("message.received", link.name, {"message": message})
+        self._put(message)
+
+    def on_link_event(self, link: Link, message: Message[Any]) -> None:
+        # Without a store (issue 3 adds it) an event is acked and dispatched like a message.
+        link.send_ack(message.header)
+        self.on_link_message(link, message)
+
+    def on_link_acked(self, link: Link, message_id: str) -> None:
+        if self.hub:
+            self.hub.emit("link.acked", link.name, {"message_id": message_id})
+
+    def on_link_problem(self, link: Link, kind: str, detail: str) -> None:
+        self.report_problem(f"{link.name}: {kind}", detail, key=f"{link.name}:{kind}", error=False)
+
+    def on_link_connect_failed(self, link: Link, reason: str) -> None:
+        if self.hub:
+            self.hub.emit("link.connect_failed", link.name, {"reason": reason})
+        self.report_problem(
+            f"{link.name}: cannot connect", reason, key=f"{link.name}:connect", error=False
+        )
+
+    def on_link_raw_message(self, link: Link, topic: str, payload: bytes) -> None:
+        if self.hub:
+            self.hub.emit("message.raw", link.name, {"topic": topic, "payload": payload})
+
+    # -- events (the store arrives with the links-and-events work) ------------------------------
+
+    def generate_event(self, event: Event) -> asyncio.Future[Result[int, StoreError]]:
+        raise NotImplementedError
+
+    def generate_event_threadsafe(
+        self, event: Event, timeout: float | None = None
+    ) -> Result[int, StoreError]:
+        raise NotImplementedError
+
+    # -- problems ---------------------------------------------------------------------------
+
+    def report_problem(
+        self, summary: str, details: str = "", *, error: bool = True, key: str | None = None
+    ) -> None:
+        """Log, count and emit a problem. Reports with the same ``key`` (default: the
+        summary) are rate-limited to one per ``problem_report_interval``; the ones held back
+        are counted and their number is given with the next report."""
+        key = key or summary
+        self._stats.problems_reported += 1
+        now = time.monotonic()
+        last = self._problem_last.get(key)
+        if last is not None and now - last < self._settings.problem_report_interval_seconds:
+            self._problem_suppressed[key] = self._problem_suppressed.get(key, 0) + 1
+            return
+        self._problem_last[key] = now
+        held = self._problem_suppressed.pop(key, 0)
+        suffix = f" (+{held} similar since last report)" if held else ""
+        level = logging.ERROR if error else logging.WARNING
+        self._logger.general.log(level, "%s: %s%s", summary, details, suffix)
+        if self.hub:
+            self.hub.emit(
+                "problem", summary, {"details": details, "error": error, "suppressed": held}
+            )
+
+    def report_problem_threadsafe(
+        self, summary: str, details: str = "", *, error: bool = True
+    ) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(
+                lambda: self.report_problem(summary, details, error=error)
+            )
+
+    # -- watchdog (the daemon work adds the external side) ----------------------------------------
+
+    def pat_watchdog(self, name: str) -> None:
+        self._pats[name] = time.monotonic()
+
+    def pat_watchdog_threadsafe(self, name: str) -> None:
+        # A float store into a dict is atomic under the GIL; the checker runs on the loop.
+        self._pats[name] = time.monotonic()
+
+    # -- web (served by the daemon work) ----------------------------------------------------------
+
+    def add_web_server_config(self, name: str, host: str, port: int, **kwargs: Any) -> None:
+        self._web_servers[name] = {"host": host, "port": port, **kwargs}
+
+    def add_web_route(
+        self, server_name: str, method: str, path: str, handler: HTTPHandler, **kwargs: Any
+    ) -> None:
+        self._web_routes.append((server_name, method, path, handler, kwargs))
+
+
+def _name_of(runnable: Runnable) -> str:
+    return getattr(runnable, "name", type(runnable).__name__)

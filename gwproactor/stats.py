@@ -1,0 +1,79 @@
+"""Counters a gateway keeps: per link, and for the whole proactor.
+
+Loop-only: every counter is updated on the event loop thread, so plain ints and dicts are
+enough (no locks). Readers on other threads may see a slightly old value, never a torn one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ("LinkStats", "ProactorStats")
+
+
+@dataclass
+class LinkStats:
+    name: str
+    messages_in: Counter[str] = field(default_factory=Counter)  # by message type
+    messages_out: Counter[str] = field(default_factory=Counter)
+    decode_errors: Counter[str] = field(default_factory=Counter)  # by reason
+    raw_in: int = 0
+    raw_out: int = 0
+    publish_failures: int = 0
+    connects: int = 0
+    reconnects: int = 0
+    disconnects: int = 0
+    connect_failures: int = 0
+    subscription_failures: int = 0
+    state_changes: Counter[str] = field(default_factory=Counter)  # "<old>-><new>"
+    ack_timeouts: int = 0
+    pings_sent: int = 0
+    acks_sent: int = 0
+    acks_received: int = 0
+    duplicates: int = 0
+    rejected_src: int = 0
+    reupload_sent: int = 0
+    reupload_acked: int = 0
+
+    @property
+    def decode_errors_total(self) -> int:
+        return sum(self.decode_errors.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: (dict(v) if isinstance(v, Counter) else v)
+            for k, v in self.__dict__.items()
+            if k != "name"
+        } | {"decode_errors_total": self.decode_errors_total}
+
+
+@dataclass
+class ProactorStats:
+    links: dict[str, LinkStats] = field(default_factory=dict)
+    dispatched: int = 0
+    handler_errors: Counter[str] = field(default_factory=Counter)  # by communicator
+    unroutable: Counter[str] = field(default_factory=Counter)  # by destination
+    queue_pauses: int = 0
+    queue_high_water: int = 0
+    events_generated: int = 0
+    events_rejected: int = 0
+    events_received: int = 0
+    events_duplicate: int = 0
+    problems_reported: int = 0
+
+    def link(self, name: str) -> LinkStats:
+        stats = self.links.get(name)
+        if stats is None:
+            stats = self.links[name] = LinkStats(name)
+        return stats
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: (dict(v) if isinstance(v, Counter) else v)
+            for k, v in self.__dict__.items()
+            if k != "links"
+        }
+        out["links"] = {name: s.as_dict() for name, s in self.links.items()}
+        return out

@@ -1,0 +1,87 @@
+"""Plain data types of the event store: stored events, counters, lifecycle states."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ("StoreState", "StoreStats", "StoredEvent")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event as the store holds it.
+
+    ``pending`` is True for the gateway's own events awaiting an upstream ack and False for
+    events received from a child and archived by ``record_received``.
+    """
+
+    seq: int
+    """Assigned by the store, strictly increasing in append order, never reused."""
+    event_id: str
+    """Unique among pending events and unique among archived events."""
+    type_name: str
+    """Dotted type name, e.g. ``gw.relay.state``."""
+    time_ns: int
+    """Wall-clock timestamp of the event (ns since the epoch), used by queries."""
+    src: str
+    """Name of the gateway or actor that produced the event."""
+    payload: bytes
+    """The encoded event, opaque to the store (typically JSON)."""
+    pending: bool
+
+
+@dataclass(slots=True)
+class StoreStats:
+    """Counters of an :class:`~gwproactor.store.EventStore` since ``start``.
+
+    Updated on the loop once per committed batch; ``EventStore.stats`` hands out copies.
+    """
+
+    appended: int = 0
+    """Appends that returned ``Ok(seq)``."""
+    committed_batches: int = 0
+    """Transactions committed by the writer thread (group commits)."""
+    acked: int = 0
+    """Acks that removed a pending event."""
+    dropped: int = 0
+    """Pending events deleted by the ``drop_oldest`` policy (including events evicted by
+    a later event of their own batch, whose append returned ``Err(StoreFullError)``)."""
+    refused: int = 0
+    """Appends refused with ``StoreFullError`` (``refuse_new`` policy, or an event larger
+    than ``max_bytes`` under either policy)."""
+    write_errors: int = 0
+    """Operations (appends, acks, receives) that failed because their transaction failed
+    (disk full, I/O error)."""
+    received_new: int = 0
+    """``record_received`` calls that archived a new event."""
+    received_duplicate: int = 0
+    """``record_received`` calls whose event id was already archived."""
+    archive_dropped: int = 0
+    """Archived events deleted to keep the archive under ``archive_max_bytes``. Expected
+    in steady state, so counted but not reported as a problem."""
+    duplicate_appends: int = 0
+    """Appends refused because their event id was already pending."""
+
+    def add(self, other: StoreStats) -> None:
+        """Add ``other``'s counters to these."""
+        self.appended += other.appended
+        self.committed_batches += other.committed_batches
+        self.acked += other.acked
+        self.dropped += other.dropped
+        self.refused += other.refused
+        self.write_errors += other.write_errors
+        self.received_new += other.received_new
+        self.received_duplicate += other.received_duplicate
+        self.archive_dropped += other.archive_dropped
+        self.duplicate_appends += other.duplicate_appends
+
+
+class StoreState(enum.Enum):
+    """Lifecycle of an :class:`~gwproactor.store.EventStore`; transitions only go down."""
+
+    NOT_STARTED = "not_started"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"

@@ -1,0 +1,168 @@
+"""What travels between the store's owner loop and its writer thread.
+
+Operations go to the writer thread through its FIFO queue; one :class:`BatchOutcome` per
+drained batch comes back to the loop. Reads are closures built on the loop (where their
+arguments are validated) and run by the writer thread on its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
+
+from gwproactor.store._model import StoredEvent, StoreStats
+
+__all__ = (
+    "AckOp",
+    "AppendOp",
+    "BatchOutcome",
+    "Counts",
+    "Op",
+    "OpenReport",
+    "ReadFn",
+    "ReadOp",
+    "ReceiveOp",
+    "StopOp",
+    "Waiter",
+    "WriteOp",
+    "backlog_reader",
+    "barrier_reader",
+    "event_bytes",
+    "query_reader",
+)
+
+Waiter: TypeAlias = asyncio.Future[Any] | concurrent.futures.Future[Any]
+"""Loop futures are answered through the batch outcome; ``concurrent.futures.Future``
+(used by ``append_threadsafe``) directly by the writer thread."""
+ReadFn: TypeAlias = Callable[[sqlite3.Connection], object]
+
+COLUMNS: Final = "seq, event_id, type_name, time_ns, src, payload, pending"
+
+
+def event_bytes(type_name: str, event_id: str, src: str, payload: bytes) -> int:
+    """The size an event counts against the store's byte bounds."""
+    return len(payload) + len(type_name.encode()) + len(event_id.encode()) + len(src.encode())
+
+
+@dataclass(slots=True)
+class AppendOp:
+    type_name: str
+    event_id: str
+    time_ns: int
+    src: str
+    payload: bytes
+    waiter: Waiter
+
+
+@dataclass(slots=True)
+class ReceiveOp:
+    type_name: str
+    event_id: str
+    time_ns: int
+    src: str
+    payload: bytes
+    waiter: Waiter
+
+
+@dataclass(slots=True)
+class AckOp:
+    event_id: str
+    waiter: Waiter
+
+
+@dataclass(slots=True)
+class ReadOp:
+    """A read (or a barrier), run after everything queued before it is committed."""
+
+    fn: ReadFn
+    waiter: Waiter
+
+
+@dataclass(slots=True)
+class StopOp:
+    """The last op: commit what came before, close, exit the thread."""
+
+
+WriteOp: TypeAlias = AppendOp | ReceiveOp | AckOp
+Op: TypeAlias = WriteOp | ReadOp | StopOp
+
+
+@dataclass(slots=True)
+class Counts:
+    """What the store holds, as committed."""
+
+    pending_count: int = 0
+    pending_bytes: int = 0
+    archive_count: int = 0
+    archive_bytes: int = 0
+
+
+@dataclass(slots=True)
+class OpenReport:
+    """What the writer thread found when it opened the database."""
+
+    counts: Counts
+    corrupt_detail: str | None = None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Everything one drained batch hands back to the loop, in one callback."""
+
+    results: list[tuple[asyncio.Future[Any], object]] = field(default_factory=list)
+    errors: list[tuple[asyncio.Future[Any], BaseException]] = field(default_factory=list)
+    stats: StoreStats = field(default_factory=StoreStats)
+    counts: Counts = field(default_factory=Counts)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def backlog_reader(after_seq: int, limit: int) -> Callable[[sqlite3.Connection], list[StoredEvent]]:
+    """A read returning pending events with ``seq > after_seq``, oldest first."""
+    sql = f"SELECT {COLUMNS} FROM events WHERE pending = 1 AND seq > ? ORDER BY seq LIMIT ?"  # noqa: S608 - constant text
+
+    def read(conn: sqlite3.Connection) -> list[StoredEvent]:
+        return [_row_event(row) for row in conn.execute(sql, (after_seq, limit))]
+
+    return read
+
+
+def query_reader(
+    conditions: Sequence[str], params: Sequence[object], limit: int, *, latest: bool
+) -> Callable[[sqlite3.Connection], list[StoredEvent]]:
+    """A read returning events matching all ``conditions`` (trusted SQL, ``?`` params),
+    in seq order: the first ``limit``, or the last ``limit`` when ``latest``."""
+    where = " AND ".join(conditions) or "1"
+    order = "DESC" if latest else "ASC"
+    sql = f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY seq {order} LIMIT ?"  # noqa: S608 - conditions are built from constants; values are parameters
+    args = (*params, limit)
+
+    def read(conn: sqlite3.Connection) -> list[StoredEvent]:
+        events = [_row_event(row) for row in conn.execute(sql, args)]
+        if latest:
+            events.reverse()
+        return events
+
+    return read
+
+
+def barrier_reader(conn: sqlite3.Connection) -> None:
+    """A read that does nothing: once it is answered, everything queued before it is
+    committed (or failed)."""
+    del conn
+
+
+def _row_event(row: tuple[Any, ...]) -> StoredEvent:
+    seq, event_id, type_name, time_ns, src, payload, pending = row
+    return StoredEvent(
+        seq=seq,
+        event_id=event_id,
+        type_name=type_name,
+        time_ns=time_ns,
+        src=src,
+        payload=payload,
+        pending=bool(pending),
+    )

@@ -1,0 +1,236 @@
+"""Opening the store's database: pragmas, schema, corruption checks, moving a bad file aside.
+
+Thread: every function here runs in the store's writer thread, the only thread that
+touches the connection it opens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+from gwproactor.errors import StoreError
+from gwproactor.store._ops import Counts, OpenReport
+from gwproactor.store._pattern import register_sql_function
+from gwproactor.store._settings import StoreSettings
+
+__all__ = ("count_events", "open_database", "suppress_sqlite_errors")
+
+logger = logging.getLogger(__name__)
+
+APPLICATION_ID: Final = 0x47575052  # "GWPR": tells our files from other sqlite files
+SCHEMA_VERSION: Final = 1
+_CORRUPTION_CODES: Final = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+# AUTOINCREMENT, not a plain rowid alias: a plain rowid reuses max(seq)+1 once the newest
+# rows are acked, and seq must never repeat, even after the store has been emptied.
+# (event_id, pending) is unique so a middle gateway may archive a child's event and also
+# forward it upstream as its own pending event under the same id.
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        type_name TEXT NOT NULL,
+        time_ns INTEGER NOT NULL,
+        src TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        pending INTEGER NOT NULL,
+        nbytes INTEGER NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events(event_id, pending)",
+    # Covers backlog reads and oldest-first eviction without touching the table rows.
+    "CREATE INDEX IF NOT EXISTS events_pending_seq ON events(pending, seq, nbytes)",
+    "CREATE INDEX IF NOT EXISTS events_type_time ON events(type_name, time_ns)",
+    "CREATE INDEX IF NOT EXISTS events_time ON events(time_ns)",
+)
+
+
+class _CorruptError(Exception):
+    """The file is not a usable store and must be moved aside (never leaves this module)."""
+
+
+def open_database(path: Path, settings: StoreSettings) -> tuple[sqlite3.Connection, OpenReport]:
+    """Open (creating if needed) the store at ``path``.
+
+    A corrupt file (not a database, malformed, failing ``quick_check``, or another
+    program's sqlite file) is renamed to ``<name>.corrupt-<UTC time>`` with its -wal/-shm,
+    a fresh store is created, and ``OpenReport.corrupt_detail`` says what happened.
+
+    Raises:
+        StoreError: the store cannot be opened for another reason (directory not
+            creatable, permissions, locked, written by a newer schema), or the fresh
+            store cannot be created either. Nothing is left open.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the directory of the event store {path}: {exc}") from exc
+    try:
+        conn, counts = _try_open(path, settings)
+        return conn, OpenReport(counts=counts)
+    except _CorruptError as corrupt:
+        reason = str(corrupt)
+    aside = _move_aside(path)
+    detail = (
+        f"event store {path} is unusable ({reason}); moved aside to {aside.name} and "
+        "started a fresh store"
+    )
+    logger.error("%s", detail)
+    try:
+        conn, counts = _try_open(path, settings)
+    except _CorruptError as corrupt:
+        raise StoreError(f"fresh event store {path} is unusable: {corrupt}") from corrupt
+    return conn, OpenReport(counts=counts, corrupt_detail=detail)
+
+
+def _try_open(path: Path, settings: StoreSettings) -> tuple[sqlite3.Connection, Counts]:
+    """Inspect, then open, configure and initialise; leaves nothing open if anything fails.
+
+    Raises:
+        _CorruptError: see :func:`open_database`.
+        StoreError: any other failure.
+    """
+    if path.exists():
+        # Inspect through a read-only connection: closing a read-write one checkpoints the
+        # WAL into the file and deletes the -wal/-shm, destroying the evidence of a corrupt
+        # store; and a foreign sqlite file must not be switched to WAL by us.
+        inspector = _connect(path, settings, read_only=True)
+        with _closed_on_failure(inspector, path):
+            _check_identity(inspector, path)
+            if settings.quick_check_on_start:
+                _quick_check(inspector)
+        inspector.close()
+    conn = _connect(path, settings, read_only=False)
+    with _closed_on_failure(conn, path):
+        _configure(conn, path, settings)
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+        register_sql_function(conn)
+        return conn, count_events(conn)
+    raise AssertionError("unreachable: _closed_on_failure re-raises")  # pragma: no cover
+
+
+def _connect(path: Path, settings: StoreSettings, *, read_only: bool) -> sqlite3.Connection:
+    # A URI, percent-encoded by as_uri(), so that '?' or '#' in a path stay literal.
+    uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "?mode=rwc")
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_seconds * 1000)}")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the event store {path}: {exc}") from exc
+    return conn
+
+
+@contextmanager
+def _closed_on_failure(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """Close ``conn`` if the block fails; translate sqlite errors to corrupt / StoreError."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        with suppress_sqlite_errors("closing a store that failed to open"):
+            conn.close()
+        if exc.sqlite_errorcode & 0xFF in _CORRUPTION_CODES:
+            raise _CorruptError(f"{exc.sqlite_errorname}: {exc}") from exc
+        raise StoreError(f"cannot open the event store {path}: {exc}") from exc
+    except BaseException:
+        with suppress_sqlite_errors("closing a store that failed to open"):
+            conn.close()
+        raise
+
+
+def _configure(conn: sqlite3.Connection, path: Path, settings: StoreSettings) -> None:
+    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode != "wal":
+        raise StoreError(f"event store {path}: sqlite refused WAL mode (got {mode!r})")
+    conn.execute(f"PRAGMA synchronous = {settings.durability.upper()}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {settings.wal_autocheckpoint_pages}")
+    if settings.max_file_bytes is not None:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {max(1, settings.max_file_bytes // page_size)}")
+
+
+def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
+    # The first statement that reads the file: a garbage file fails here with NOTADB.
+    (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+    (objects,) = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+    ).fetchone()
+    if app_id != APPLICATION_ID and objects:
+        raise _CorruptError(f"not a gwproactor event store (application_id {app_id:#x})")
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        # Written by a newer gwproactor: refuse rather than move a healthy store aside.
+        raise StoreError(
+            f"event store {path} has schema version {version}; this gwproactor reads up "
+            f"to {SCHEMA_VERSION}"
+        )
+
+
+def _quick_check(conn: sqlite3.Connection) -> None:
+    rows = conn.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        raise _CorruptError("quick_check: " + "; ".join(str(r[0]) for r in rows[:3]))
+
+
+def count_events(conn: sqlite3.Connection) -> Counts:
+    """Count pending and archived events and their bytes (a full index scan)."""
+    counts = Counts()
+    rows = conn.execute(
+        "SELECT pending, count(*), coalesce(sum(nbytes), 0) FROM events GROUP BY pending"
+    )
+    for pending, count, nbytes in rows:
+        if pending:
+            counts.pending_count, counts.pending_bytes = count, nbytes
+        else:
+            counts.archive_count, counts.archive_bytes = count, nbytes
+    return counts
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename the database and its -wal/-shm to ``<name>.corrupt-<UTC time>[-wal|-shm]``.
+
+    The suffixes stay last so that sqlite can open the moved set for forensics.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            src = path.with_name(path.name + suffix)
+            if src.exists():
+                os.replace(src, aside.with_name(aside.name + suffix))
+    except OSError as exc:
+        raise StoreError(f"cannot move the corrupt event store {path} aside: {exc}") from exc
+    return aside
+
+
+class suppress_sqlite_errors:  # lower case: used like contextlib.suppress
+    """Log, do not raise, an sqlite error in cleanup: a second error must not mask the
+    first or kill the writer thread."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is not None and isinstance(exc, sqlite3.Error):
+            logger.warning("event store: %s failed: %s", self._what, exc)
+            return True
+        return False

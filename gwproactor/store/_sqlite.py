@@ -1,0 +1,428 @@
+"""The writer thread of the event store: the only code that touches the sqlite connection.
+
+Thread rules: methods named ``_ext_*`` run in the writer thread only; ``*_threadsafe``
+methods may be called from any thread; the rest (the constructor, ``start_thread``) run on
+the owner's loop. Everything the loop needs back (operation results, counters, problems)
+travels in one :class:`BatchOutcome` per drained batch, posted with one
+``loop.call_soon_threadsafe``; only ``append_threadsafe`` waiters, which are
+``concurrent.futures.Future`` objects, are resolved from this thread directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final
+
+from result import Err, Ok
+
+from gwproactor.errors import StoreError, StoreFullError
+from gwproactor.store._model import StoreStats
+from gwproactor.store._ops import (
+    AckOp,
+    AppendOp,
+    BatchOutcome,
+    Counts,
+    Op,
+    OpenReport,
+    ReadOp,
+    ReceiveOp,
+    StopOp,
+    Waiter,
+    WriteOp,
+    event_bytes,
+)
+from gwproactor.store._schema import count_events, open_database, suppress_sqlite_errors
+from gwproactor.store._settings import StoreSettings
+
+__all__ = ("SqliteWriter",)
+
+logger = logging.getLogger(__name__)
+
+_INSERT: Final = (
+    "INSERT OR IGNORE INTO events "
+    "(event_id, type_name, time_ns, src, payload, pending, nbytes) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_FIND_PENDING: Final = "SELECT seq, nbytes FROM events WHERE event_id = ? AND pending = 1"
+_DELETE_SEQ: Final = "DELETE FROM events WHERE seq = ?"
+_OLDEST: Final = "SELECT seq, nbytes FROM events WHERE pending = ? ORDER BY seq"
+_DELETE_UPTO: Final = "DELETE FROM events WHERE pending = ? AND seq <= ?"
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one drained batch reports as problems: one report per kind, with counts, so
+    that a full store under load does not flood the problem channel."""
+
+    dropped: int = 0
+    dropped_bytes: int = 0
+    refused: int = 0
+    write_failures: int = 0
+    write_error: str = ""
+
+    def problems(self, settings: StoreSettings) -> list[tuple[str, str]]:
+        problems = []
+        if self.dropped:
+            problems.append(
+                (
+                    "store.dropped",
+                    f"dropped the {self.dropped} oldest pending events ({self.dropped_bytes} "
+                    f"bytes) to stay within max_bytes={settings.max_bytes}",
+                )
+            )
+        if self.refused:
+            problems.append(
+                (
+                    "store.refused",
+                    f"refused {self.refused} new events: pending events would exceed "
+                    f"max_bytes={settings.max_bytes} (policy {settings.overflow_policy})",
+                )
+            )
+        if self.write_failures:
+            problems.append(
+                (
+                    "store.write_error",
+                    f"{self.write_failures} transactions failed; last: {self.write_error}",
+                )
+            )
+        return problems
+
+
+class SqliteWriter:
+    """Owns the sqlite connection and the thread that runs every database operation.
+
+    Operations are queued by the owner and executed in FIFO order. The thread takes
+    everything queued (up to ``max_batch``) and commits consecutive writes in one
+    transaction; a read first commits the writes queued before it, so it sees them and
+    never sees data that a failed commit then rolls back.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        settings: StoreSettings,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[BatchOutcome], None],
+    ) -> None:
+        """Cheap: no I/O, no thread. ``deliver`` is called on ``loop``, once per batch."""
+        self._path = path
+        self._settings = settings
+        self._loop = loop
+        self._deliver = deliver
+        self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        # Makes "check closed, then put" atomic against stop, so nothing can be queued
+        # behind the stop marker where it would never be answered.
+        self._submit_lock = threading.Lock()
+        self._closed = False
+        self._conn: sqlite3.Connection | None = None
+        self._counts = Counts()
+        self.opened: concurrent.futures.Future[OpenReport] = concurrent.futures.Future()
+        """Resolved by the thread once the database is open (or failed to open)."""
+        self.finished: concurrent.futures.Future[None] = concurrent.futures.Future()
+        """Resolved by the thread as its last action, after closing the connection."""
+        self._thread = threading.Thread(
+            target=self._ext_run, name=f"store[{path.name}].writer", daemon=True
+        )
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def start_thread(self) -> None:
+        """Start the writer thread; it opens the database and resolves ``opened``."""
+        self._thread.start()
+
+    def submit_threadsafe(self, op: AppendOp | ReceiveOp | AckOp | ReadOp) -> bool:
+        """Queue ``op``. False (op not queued) once stop has been requested. Any thread."""
+        with self._submit_lock:
+            if self._closed:
+                return False
+            self._queue.put(op)
+            return True
+
+    def request_stop_threadsafe(self) -> None:
+        """Refuse new ops; the thread commits what is queued, closes and exits. Any thread."""
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(StopOp())
+
+    # ---------------------------------------------------------------- writer thread
+
+    def _ext_run(self) -> None:
+        try:
+            try:
+                self._conn, report = open_database(self._path, self._settings)
+            except StoreError as exc:
+                self._ext_refuse_submissions()
+                self.opened.set_exception(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - a bug must fail start(), not hang it
+                self._ext_refuse_submissions()
+                error = StoreError(f"opening the event store {self._path} failed: {exc!r}")
+                error.__cause__ = exc
+                self.opened.set_exception(error)
+                return
+            self._counts = replace(report.counts)
+            self.opened.set_result(report)
+            self._ext_serve()
+        finally:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                # Closing the last connection checkpoints the WAL into the main file.
+                with suppress_sqlite_errors("close"):
+                    conn.close()
+            self.finished.set_result(None)
+
+    def _ext_refuse_submissions(self) -> None:
+        with self._submit_lock:
+            self._closed = True
+
+    def _ext_serve(self) -> None:
+        get, get_nowait, max_batch = (
+            self._queue.get,
+            self._queue.get_nowait,
+            self._settings.max_batch,
+        )
+        while True:
+            batch: list[Op] = [get()]
+            # Everything that queued up while the last commit was fsyncing goes into this
+            # one: that is the whole of group commit.
+            try:
+                while len(batch) < max_batch:
+                    batch.append(get_nowait())
+            except queue.Empty:
+                pass
+            try:
+                stop = self._ext_process(batch)
+            except Exception:  # the thread must survive a bug and keep serving
+                logger.exception("event store writer: unexpected error in a batch")
+                self._ext_fail_batch(batch)
+                stop = any(isinstance(op, StopOp) for op in batch)
+            if stop:
+                return
+
+    def _ext_process(self, batch: Sequence[Op]) -> bool:
+        out = BatchOutcome()
+        tally = _Tally()
+        segment: list[WriteOp] = []
+        stop = False
+        for op in batch:
+            if isinstance(op, AppendOp | ReceiveOp | AckOp):
+                segment.append(op)
+                continue
+            self._ext_commit(segment, out, tally)
+            segment = []
+            if isinstance(op, ReadOp):
+                self._ext_read(op, out)
+            else:
+                stop = True
+        self._ext_commit(segment, out, tally)
+        out.problems.extend(tally.problems(self._settings))
+        out.counts = replace(self._counts)
+        self._ext_post(out)
+        return stop
+
+    def _ext_commit(self, segment: list[WriteOp], out: BatchOutcome, tally: _Tally) -> None:
+        """Apply ``segment`` in one transaction; answer its ops only after COMMIT."""
+        if not segment:
+            return
+        conn = self._conn
+        assert conn is not None
+        before = replace(self._counts)
+        stats = StoreStats()
+        staged: list[tuple[Waiter, object]] = []
+        appended: list[tuple[int, int]] = []  # (index in staged, seq)
+        try:
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            for op in segment:
+                value: object
+                if isinstance(op, AppendOp):
+                    value, seq = self._ext_append(cur, op, stats)
+                    if seq is not None:
+                        appended.append((len(staged), seq))
+                elif isinstance(op, ReceiveOp):
+                    value = self._ext_receive(cur, op, stats)
+                else:
+                    value = self._ext_ack(cur, op, stats)
+                staged.append((op.waiter, value))
+            cutoff, dropped_bytes = self._ext_enforce_bounds(stats)
+            cur.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._ext_rollback()
+            self._counts = before
+            error = StoreError(f"event store write failed: {exc} ({len(segment)} operations)")
+            error.__cause__ = exc
+            for op in segment:
+                self._ext_resolve(out, op.waiter, Err(error))
+            out.stats.write_errors += len(segment)
+            tally.write_failures += 1
+            tally.write_error = str(error)
+            return
+        for index, seq in appended:
+            if seq <= cutoff:
+                # Evicted by a newer event of its own batch: it never became durable.
+                full = StoreFullError(f"event seq {seq} dropped by drop_oldest before commit")
+                staged[index] = (staged[index][0], Err(full))
+            else:
+                stats.appended += 1
+        stats.committed_batches += 1
+        out.stats.add(stats)
+        tally.dropped += stats.dropped
+        tally.dropped_bytes += dropped_bytes
+        tally.refused += stats.refused
+        for waiter, value in staged:
+            self._ext_resolve(out, waiter, value)
+
+    def _ext_append(
+        self, cur: sqlite3.Cursor, op: AppendOp, stats: StoreStats
+    ) -> tuple[object, int | None]:
+        """Insert a pending event; returns (result, seq if inserted)."""
+        nbytes = event_bytes(op.type_name, op.event_id, op.src, op.payload)
+        max_bytes = self._settings.max_bytes
+        counts = self._counts
+        if nbytes > max_bytes or (
+            self._settings.overflow_policy == "refuse_new"
+            and counts.pending_bytes + nbytes > max_bytes
+        ):
+            stats.refused += 1
+            return Err(
+                StoreFullError(
+                    f"event {op.event_id!r} ({nbytes} bytes) refused: pending events hold "
+                    f"{counts.pending_bytes} of max_bytes={max_bytes}"
+                )
+            ), None
+        cur.execute(_INSERT, (op.event_id, op.type_name, op.time_ns, op.src, op.payload, 1, nbytes))
+        if cur.rowcount == 0:
+            stats.duplicate_appends += 1
+            return Err(StoreError(f"event id {op.event_id!r} is already pending")), None
+        seq = cur.lastrowid
+        assert seq is not None
+        counts.pending_count += 1
+        counts.pending_bytes += nbytes
+        return Ok(seq), seq
+
+    def _ext_receive(self, cur: sqlite3.Cursor, op: ReceiveOp, stats: StoreStats) -> object:
+        nbytes = event_bytes(op.type_name, op.event_id, op.src, op.payload)
+        cur.execute(_INSERT, (op.event_id, op.type_name, op.time_ns, op.src, op.payload, 0, nbytes))
+        if cur.rowcount == 0:
+            stats.received_duplicate += 1
+            return Ok(False)
+        self._counts.archive_count += 1
+        self._counts.archive_bytes += nbytes
+        stats.received_new += 1
+        return Ok(True)
+
+    def _ext_ack(self, cur: sqlite3.Cursor, op: AckOp, stats: StoreStats) -> object:
+        row = cur.execute(_FIND_PENDING, (op.event_id,)).fetchone()
+        if row is None:
+            return Ok(False)
+        cur.execute(_DELETE_SEQ, (row[0],))
+        self._counts.pending_count -= 1
+        self._counts.pending_bytes -= row[1]
+        stats.acked += 1
+        return Ok(True)
+
+    def _ext_enforce_bounds(self, stats: StoreStats) -> tuple[int, int]:
+        """Evict oldest-first inside the open transaction.
+
+        Done once per transaction rather than per event: the result is the same newest
+        suffix of events, and acks later in the batch can save events from eviction.
+        Returns (highest pending seq dropped or 0, bytes of the pending events dropped).
+        """
+        counts = self._counts
+        cutoff = dropped_bytes = 0
+        excess = counts.pending_bytes - self._settings.max_bytes
+        if excess > 0:
+            cutoff, dropped, dropped_bytes = self._ext_evict(1, excess)
+            counts.pending_count -= dropped
+            counts.pending_bytes -= dropped_bytes
+            stats.dropped += dropped
+        excess = counts.archive_bytes - self._settings.archive_max_bytes
+        if excess > 0:
+            _, gone, gone_bytes = self._ext_evict(0, excess)
+            counts.archive_count -= gone
+            counts.archive_bytes -= gone_bytes
+            stats.archive_dropped += gone
+        return cutoff, dropped_bytes
+
+    def _ext_evict(self, pending: int, excess: int) -> tuple[int, int, int]:
+        conn = self._conn
+        assert conn is not None
+        cutoff = count = freed = 0
+        scan = conn.execute(_OLDEST, (pending,))
+        try:
+            for seq, nbytes in scan:
+                cutoff, count, freed = seq, count + 1, freed + nbytes
+                if freed >= excess:
+                    break
+        finally:
+            scan.close()
+        conn.execute(_DELETE_UPTO, (pending, cutoff))
+        return cutoff, count, freed
+
+    def _ext_read(self, op: ReadOp, out: BatchOutcome) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            value = op.fn(conn)
+        except sqlite3.Error as exc:
+            error = StoreError(f"event store read failed: {exc}")
+            error.__cause__ = exc
+            self._ext_resolve_exception(out, op.waiter, error)
+            return
+        self._ext_resolve(out, op.waiter, value)
+
+    def _ext_resolve(self, out: BatchOutcome, waiter: Waiter, value: object) -> None:
+        if isinstance(waiter, asyncio.Future):
+            out.results.append((waiter, value))
+        elif not waiter.done():
+            waiter.set_result(value)
+
+    def _ext_resolve_exception(
+        self, out: BatchOutcome, waiter: Waiter, error: BaseException
+    ) -> None:
+        if isinstance(waiter, asyncio.Future):
+            out.errors.append((waiter, error))
+        elif not waiter.done():
+            waiter.set_exception(error)
+
+    def _ext_post(self, out: BatchOutcome) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, out)
+        except RuntimeError:
+            # The loop is closed: nobody is left to await these results.
+            logger.debug("event store writer: loop closed, dropped a batch outcome")
+
+    def _ext_fail_batch(self, batch: Sequence[Op]) -> None:
+        """After a bug in ``_ext_process``: answer every op with an error, resync counts."""
+        self._ext_rollback()
+        conn = self._conn
+        assert conn is not None
+        with suppress_sqlite_errors("recounting after an unexpected error"):
+            self._counts = count_events(conn)
+        out = BatchOutcome(counts=replace(self._counts))
+        error = StoreError("event store writer: unexpected internal error (see log)")
+        for op in batch:
+            if isinstance(op, ReadOp):
+                self._ext_resolve_exception(out, op.waiter, error)
+            elif not isinstance(op, StopOp):
+                self._ext_resolve(out, op.waiter, Err(error))
+        out.problems.append(("store.internal_error", str(error)))
+        self._ext_post(out)
+
+    def _ext_rollback(self) -> None:
+        conn = self._conn
+        # sqlite rolls back by itself after some errors (SQLITE_FULL among them).
+        if conn is not None and conn.in_transaction:
+            with suppress_sqlite_errors("rollback"):
+                conn.execute("ROLLBACK")

@@ -1,0 +1,382 @@
+"""The durable event store: the loop-side object the rest of the runtime talks to."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+from result import Err, Result
+
+from gwproactor.errors import StateError, StoreError
+from gwproactor.store._model import StoredEvent, StoreState, StoreStats
+from gwproactor.store._ops import (
+    AckOp,
+    AppendOp,
+    BatchOutcome,
+    Counts,
+    ReadOp,
+    ReceiveOp,
+    backlog_reader,
+    barrier_reader,
+    query_reader,
+)
+from gwproactor.store._pattern import compile_pattern
+from gwproactor.store._settings import StoreSettings
+from gwproactor.store._sqlite import SqliteWriter
+
+__all__ = ("EventStore", "ProblemCallback")
+
+logger = logging.getLogger(__name__)
+
+ProblemCallback = Callable[[str, str], None]
+"""``on_problem(kind, detail)``; kinds: ``store.corrupt``, ``store.dropped``,
+``store.refused``, ``store.write_error``, ``store.stop_timeout``, ``store.internal_error``."""
+
+_T = TypeVar("_T")
+
+
+class EventStore:
+    """A durable, bounded store of events in one sqlite file (WAL, group commit).
+
+    Thread rules: the asyncio loop that calls :meth:`start` owns the object; every method
+    and property is loop-only except :meth:`append_threadsafe`. One writer thread owns the
+    sqlite connection and runs every database operation in FIFO order: whatever is queued
+    when it becomes free (up to ``max_batch``) is committed in one transaction, and the
+    results of that batch reach the loop in one ``call_soon_threadsafe``.
+
+    Write operations (:meth:`append`, :meth:`ack`, :meth:`record_received`) return a future
+    at once and never block the loop. Failures that are expected data (disk full, store at
+    its bound) are ``Err`` values inside the future; lifecycle misuse raises
+    :class:`~gwproactor.errors.StateError`. Cancelling a returned future does not withdraw
+    the operation: it is still applied.
+
+    Problems are logged and passed to ``on_problem(kind, detail)`` on the loop, at most one
+    per kind per batch (see :data:`ProblemCallback`); an exception from the callback is
+    logged and ignored.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        settings: StoreSettings,
+        *,
+        on_problem: ProblemCallback | None = None,
+    ) -> None:
+        """Cheap: no I/O and no thread until :meth:`start`."""
+        self._path = path
+        self._settings = settings
+        self._on_problem = on_problem
+        self._state = StoreState.NOT_STARTED
+        self._writer: SqliteWriter | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread_id: int | None = None
+        self._counts = Counts()
+        self._stats = StoreStats()
+        self._stop_task: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- observation
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def settings(self) -> StoreSettings:
+        return self._settings
+
+    @property
+    def state(self) -> StoreState:
+        return self._state
+
+    @property
+    def pending_count(self) -> int:
+        """Pending events held, as of the last committed batch (no database round trip)."""
+        return self._counts.pending_count
+
+    @property
+    def pending_bytes(self) -> int:
+        """Event bytes of the pending events, as of the last committed batch."""
+        return self._counts.pending_bytes
+
+    @property
+    def archive_count(self) -> int:
+        """Archived (received) events held, as of the last committed batch."""
+        return self._counts.archive_count
+
+    @property
+    def archive_bytes(self) -> int:
+        """Event bytes of the archived events, as of the last committed batch."""
+        return self._counts.archive_bytes
+
+    @property
+    def stats(self) -> StoreStats:
+        """A copy of the counters since :meth:`start`."""
+        return replace(self._stats)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Open (or create) the database in the writer thread; return once it is usable.
+
+        A corrupt file is moved aside to ``<name>.corrupt-<UTC time>`` (with its -wal and
+        -shm), reported as ``store.corrupt``, and replaced by a fresh store. Pending and
+        archive counts are loaded.
+
+        Raises:
+            StateError: not in state ``NOT_STARTED``, or :meth:`stop` was called meanwhile.
+            StoreError: the database cannot be opened (state is then ``STOPPED``).
+
+        Cancellation: the writer thread is told to stop as soon as it has opened the file;
+        the store ends ``STOPPED``.
+        """
+        if self._state is not StoreState.NOT_STARTED:
+            raise StateError(f"event store {self._path}: start() in state {self._state.value}")
+        loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread_id = loop, threading.get_ident()
+        self._set_state(StoreState.STARTING)
+        writer = SqliteWriter(self._path, self._settings, loop, self._deliver)
+        self._writer = writer
+        writer.start_thread()
+        try:
+            # Shielded: cancelling must not cancel the concurrent future the thread sets.
+            report = await asyncio.shield(asyncio.wrap_future(writer.opened))
+        except StoreError:
+            self._set_state(StoreState.STOPPED)
+            raise
+        except asyncio.CancelledError:
+            writer.request_stop_threadsafe()
+            self._set_state(StoreState.STOPPED)
+            raise
+        if self._stop_task is not None:
+            raise StateError(f"event store {self._path}: stopped while starting")
+        self._counts = report.counts
+        self._set_state(StoreState.RUNNING)
+        if report.corrupt_detail is not None:
+            self._report("store.corrupt", report.corrupt_detail)
+
+    async def stop(self) -> None:
+        """Commit everything queued, close the database and join the writer thread.
+
+        Idempotent; may be called in any state. Operations submitted before ``stop`` are
+        all answered before it returns; new ones raise ``StateError``.
+
+        Raises:
+            StoreError: the writer thread did not finish within ``stop_timeout_seconds``
+                (reported as ``store.stop_timeout``; the state is ``STOPPED`` anyway and
+                the daemon thread is abandoned).
+
+        Cancellation: shielded; the stop runs to the end even if the caller is cancelled.
+        """
+        if self._stop_task is None:
+            if self._state in (StoreState.NOT_STARTED, StoreState.STOPPED):
+                self._set_state(StoreState.STOPPED)
+                return
+            writer = self._writer
+            assert writer is not None
+            # Refuse new operations at once, not when the task below first runs.
+            self._set_state(StoreState.STOPPING)
+            writer.request_stop_threadsafe()
+            self._stop_task = asyncio.get_running_loop().create_task(
+                self._await_writer(writer), name=f"store[{self._path.name}].stop"
+            )
+        await asyncio.shield(self._stop_task)
+
+    async def _await_writer(self, writer: SqliteWriter) -> None:
+        timeout = self._settings.stop_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(asyncio.wrap_future(writer.finished))
+        except TimeoutError:
+            self._set_state(StoreState.STOPPED)
+            detail = f"event store {self._path}: writer thread still busy after {timeout} s"
+            self._report("store.stop_timeout", detail)
+            raise StoreError(detail) from None
+        # ``finished`` is the thread's last action, so this join returns at once; it only
+        # makes "the thread is gone" true when stop() returns.
+        writer.thread.join(timeout)
+        self._set_state(StoreState.STOPPED)
+
+    # ---------------------------------------------------------------- writes
+
+    def append(
+        self, type_name: str, event_id: str, time_ns: int, src: str, payload: bytes
+    ) -> asyncio.Future[Result[int, StoreError]]:
+        """Queue a pending event for the next group commit.
+
+        The future resolves to ``Ok(seq)`` once the event is durable (per ``durability``),
+        or ``Err``: ``StoreFullError`` if the byte bound refused or evicted it,
+        ``StoreError`` if the commit failed (disk full, I/O) or ``event_id`` is already
+        pending. Never blocks. Raises ``StateError`` unless running.
+        """
+        loop, writer = self._require_running()
+        future: asyncio.Future[Result[int, StoreError]] = loop.create_future()
+        self._submit(writer, AppendOp(type_name, event_id, time_ns, src, payload, future))
+        return future
+
+    def append_threadsafe(
+        self, type_name: str, event_id: str, time_ns: int, src: str, payload: bytes
+    ) -> Result[int, StoreError]:
+        """Like :meth:`append`, for worker threads: blocks the calling thread until the
+        event is committed, in the same group commits as the loop's appends.
+
+        Returns ``Err(StoreError)`` as :meth:`append` does, and also when the commit does
+        not happen within ``append_timeout_seconds`` (the event may still be stored later).
+        Thread: any thread except the loop's, where waiting for the disk would stall the
+        whole gateway. Raises ``StateError`` if called on the loop thread, or unless
+        running (including when ``stop`` begins while the call is being made).
+        """
+        if threading.get_ident() == self._loop_thread_id:
+            raise StateError("append_threadsafe() called on the loop thread; use append()")
+        writer = self._writer
+        if writer is None or self._state is not StoreState.RUNNING:
+            raise StateError(f"event store {self._path}: not running")
+        waiter: concurrent.futures.Future[Result[int, StoreError]] = concurrent.futures.Future()
+        self._submit(writer, AppendOp(type_name, event_id, time_ns, src, payload, waiter))
+        timeout = self._settings.append_timeout_seconds
+        try:
+            return waiter.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return Err(StoreError(f"event {event_id!r} not committed within {timeout} s"))
+
+    def ack(self, event_id: str) -> asyncio.Future[Result[bool, StoreError]]:
+        """Delete the pending event ``event_id``, in the next group commit.
+
+        Resolves to ``Ok(True)`` if it was pending, ``Ok(False)`` if not (already acked,
+        dropped, or never appended), ``Err`` if the commit failed. Callers may ignore the
+        future. Never blocks. Raises ``StateError`` unless running.
+        """
+        loop, writer = self._require_running()
+        future: asyncio.Future[Result[bool, StoreError]] = loop.create_future()
+        self._submit(writer, AckOp(event_id, future))
+        return future
+
+    def record_received(
+        self, type_name: str, event_id: str, time_ns: int, src: str, payload: bytes
+    ) -> asyncio.Future[Result[bool, StoreError]]:
+        """Archive an event received from a child, de-duplicating on ``event_id``.
+
+        Resolves to ``Ok(True)`` if it is new, ``Ok(False)`` if the archive already holds
+        that id (also across restarts, for as long as ``archive_max_bytes`` keeps it),
+        ``Err`` if the commit failed. The archive drops its oldest events to stay within
+        its bound. Never blocks. Raises ``StateError`` unless running.
+        """
+        loop, writer = self._require_running()
+        future: asyncio.Future[Result[bool, StoreError]] = loop.create_future()
+        self._submit(writer, ReceiveOp(type_name, event_id, time_ns, src, payload, future))
+        return future
+
+    # ---------------------------------------------------------------- reads
+
+    async def backlog(self, after_seq: int, limit: int) -> list[StoredEvent]:
+        """Pending events with ``seq > after_seq``, oldest first, at most ``limit``.
+
+        Sees every write submitted before it. Raises ``ValueError`` if ``limit`` is not in
+        ``1..max_query_limit``, ``StoreError`` if the read fails, ``StateError`` unless
+        running. Cancellation abandons the result; the read itself still runs.
+        """
+        self._check_limit(limit)
+        return await self._read(backlog_reader(after_seq, limit))
+
+    async def query(
+        self,
+        pattern: str | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = 100,
+        pending: bool | None = None,
+        *,
+        latest: bool = False,
+    ) -> list[StoredEvent]:
+        """Events matching every given filter, in seq order.
+
+        ``pattern``: a type pattern (``gw.?.state``, ``gw.*``; see ``match_type``);
+        ``start_ns <= time_ns < end_ns``; ``pending``: only pending (True) or archived
+        (False) events. Returns the first ``limit`` matches, or the last ``limit`` when
+        ``latest`` (still in ascending seq order). Sees every write submitted before it.
+
+        Raises ``ValueError`` for an invalid pattern or a ``limit`` outside
+        ``1..max_query_limit``, ``StoreError`` if the read fails, ``StateError`` unless
+        running. Cancellation abandons the result; the read itself still runs.
+        """
+        self._check_limit(limit)
+        conditions: list[str] = []
+        params: list[object] = []
+        if pattern is not None:
+            condition, values = compile_pattern(pattern).sql()
+            conditions.append(condition)
+            params.extend(values)
+        if start_ns is not None:
+            conditions.append("time_ns >= ?")
+            params.append(start_ns)
+        if end_ns is not None:
+            conditions.append("time_ns < ?")
+            params.append(end_ns)
+        if pending is not None:
+            conditions.append("pending = ?")
+            params.append(int(pending))
+        return await self._read(query_reader(conditions, params, limit, latest=latest))
+
+    async def flush(self) -> None:
+        """Return once everything submitted before this call is committed (or failed).
+
+        Raises ``StateError`` unless running.
+        """
+        await self._read(barrier_reader)
+
+    # ---------------------------------------------------------------- internals
+
+    def _require_running(self) -> tuple[asyncio.AbstractEventLoop, SqliteWriter]:
+        if self._state is not StoreState.RUNNING:
+            raise StateError(f"event store {self._path}: not running ({self._state.value})")
+        assert self._loop is not None
+        assert self._writer is not None
+        return self._loop, self._writer
+
+    def _submit(self, writer: SqliteWriter, op: AppendOp | AckOp | ReceiveOp | ReadOp) -> None:
+        if not writer.submit_threadsafe(op):
+            raise StateError(f"event store {self._path}: stopping")
+
+    async def _read(self, fn: Callable[..., _T]) -> _T:
+        loop, writer = self._require_running()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._submit(writer, ReadOp(fn, future))
+        return await future
+
+    def _check_limit(self, limit: int) -> None:
+        if not 1 <= limit <= self._settings.max_query_limit:
+            raise ValueError(f"limit must be in 1..{self._settings.max_query_limit}, got {limit}")
+
+    def _deliver(self, out: BatchOutcome) -> None:
+        """Apply one batch's outcome. Loop thread, via ``call_soon_threadsafe``."""
+        # Counters first, so that code woken by the futures sees them up to date.
+        self._counts = out.counts
+        self._stats.add(out.stats)
+        for kind, detail in out.problems:
+            self._report(kind, detail)
+        for future, value in out.results:
+            if not future.done():
+                future.set_result(value)
+        for future, error in out.errors:
+            if not future.done():
+                future.set_exception(error)
+
+    def _report(self, kind: str, detail: str) -> None:
+        logger.warning("event store problem %s: %s", kind, detail)
+        if self._on_problem is None:
+            return
+        try:
+            self._on_problem(kind, detail)
+        except Exception:
+            logger.exception("event store: on_problem callback failed for %s", kind)
+
+    def _set_state(self, state: StoreState) -> None:
+        if state is self._state:
+            return
+        logger.info("event store %s: %s -> %s", self._path, self._state.value, state.value)
+        self._state = state

@@ -1,0 +1,319 @@
+"""Actors whose work is blocking I/O run it in their own thread, and talk to the loop
+through queues.
+
+Loop → thread: a bounded ``queue.Queue``; the thread blocks on it with a timeout equal to
+the time left until its next iteration (no polling, no busy-spin) and drains every waiting
+message before iterating again. Thread → loop: :class:`AsyncQueueWriter` hands items to the
+loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from result import Err, Ok, Result
+
+from gwproactor._monitor import MonitoredName
+from gwproactor.communicator import Actor, ServicesInterface
+from gwproactor.config import ActorSettings
+from gwproactor.errors import QueueFullError
+from gwproactor.message import Message
+
+__all__ = (
+    "AsyncQueueWriter",
+    "SyncAsyncInteractionThread",
+    "SyncAsyncQueueWriter",
+    "SyncThreadActor",
+    "responsive_sleep",
+)
+
+T = TypeVar("T")
+_STOP = object()
+
+
+def responsive_sleep(
+    obj: Any,
+    seconds: float,
+    step_duration: float = 0.1,
+    running_field_name: str = "_main_loop_running",
+    running_field: bool = True,
+) -> bool:
+    """Sleep ``seconds`` in a worker thread, waking early once ``obj.<running_field_name>``
+    stops being ``running_field``. Returns whether the object is still running.
+
+    If ``obj`` has a ``threading.Event`` named ``stop_event`` the wait ends the moment it is
+    set (no steps at all); otherwise the flag is checked every ``step_duration`` seconds.
+    """
+    stop_event = getattr(obj, "stop_event", None)
+    if isinstance(stop_event, threading.Event):
+        return not stop_event.wait(seconds)
+    deadline = time.monotonic() + seconds
+    while getattr(obj, running_field_name) == running_field:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(step_duration, left))
+    return bool(getattr(obj, running_field_name) == running_field)
+
+
+class AsyncQueueWriter(Generic[T]):
+    """Hands items from any thread to a callable on the loop (``put`` is thread-safe).
+    ``put`` before ``set_loop`` raises RuntimeError: there is no loop to take the item."""
+
+    def __init__(self, sink: Callable[[T], None] | None = None) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sink = sink
+
+    def set_loop(self, loop: asyncio.AbstractEventLoop, sink: Callable[[T], None]) -> None:
+        self._loop = loop
+        self._sink = sink
+
+    def put(self, item: T) -> None:
+        if self._loop is None or self._sink is None:
+            raise RuntimeError("AsyncQueueWriter has no loop yet")
+        self._loop.call_soon_threadsafe(self._sink, item)
+
+
+class SyncAsyncQueueWriter(Generic[T]):
+    """Both directions between the loop and one worker thread.
+
+    ``put_to_sync_queue`` (loop side) never blocks: a full queue gives Err(QueueFullError).
+    ``get_from_sync_queue`` (thread side) blocks up to ``timeout``.
+    ``put_to_async_queue`` (thread side) hands an item to the loop.
+    """
+
+    def __init__(self, maxsize: int, async_writer: AsyncQueueWriter[T] | None = None) -> None:
+        self.sync_queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self.async_writer: AsyncQueueWriter[T] = async_writer or AsyncQueueWriter()
+
+    def put_to_sync_queue(self, item: Any) -> Result[None, QueueFullError]:
+        try:
+            self.sync_queue.put_nowait(item)
+        except queue.Full:
+            return Err(QueueFullError(f"worker queue full ({self.sync_queue.maxsize})"))
+        return Ok(None)
+
+    def get_from_sync_queue(self, timeout: float | None) -> Any:
+        """Raises queue.Empty after ``timeout``."""
+        return self.sync_queue.get(timeout=timeout)
+
+    def put_to_async_queue(self, item: T) -> None:
+        self.async_writer.put(item)
+
+
+class SyncAsyncInteractionThread(threading.Thread):
+    """A worker thread that iterates every ``iterate_seconds`` and handles messages.
+
+    Subclasses override ``_ext_iterate`` (periodic work, e.g. read a sensor) and
+    ``_ext_handle_message`` (a message from the loop), both run in this thread. An exception
+    in either goes to ``_ext_on_error``, which reports it and returns whether it is fatal
+    (default: not fatal, the thread goes on). The thread pats its :class:`MonitoredName`
+    once per turn, so a thread stuck in a blocking call is noticed by the watchdog.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        iterate_seconds: float = 1.0,
+        queue_maxsize: int = 1000,
+        pat_timeout_seconds: float = 10.0,
+        on_pat: Callable[[str], None] | None = None,
+        on_problem: Callable[[str, str], None] | None = None,
+        daemon: bool = True,
+    ) -> None:
+        super().__init__(name=name, daemon=daemon)
+        self.iterate_seconds = iterate_seconds
+        self.channel: SyncAsyncQueueWriter[Any] = SyncAsyncQueueWriter(queue_maxsize)
+        self.stop_event = threading.Event()
+        self.monitored_name = MonitoredName(f"thread.{name}", pat_timeout_seconds)
+        self._on_pat = on_pat
+        self._on_problem = on_problem
+        self._done: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.error: BaseException | None = None
+        self.handled = 0
+        self.iterations = 0
+        self.turns = 0  # times the thread woke up (a busy-spin would make this grow)
+        self.log = logging.getLogger(f"gwproactor.thread.{name}")
+
+    # -- loop side ----------------------------------------------------------------------
+
+    def start_on_loop(self) -> None:
+        """Start the thread; ``join_async`` can then await its end. Loop-only."""
+        self._loop = asyncio.get_running_loop()
+        self._done = self._loop.create_future()
+        self.start()
+
+    def put_to_sync_queue(self, item: Any) -> Result[None, QueueFullError]:
+        return self.channel.put_to_sync_queue(item)
+
+    def request_stop(self) -> None:
+        """Ask the thread to stop; it wakes at once (a sentinel is queued). Thread-safe."""
+        self.stop_event.set()
+        # A full queue is fine: the thread sees stop_event after its current turn.
+        with contextlib.suppress(queue.Full):
+            self.channel.sync_queue.put_nowait(_STOP)
+
+    async def join_async(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the thread to end; True if it did."""
+        if self._done is None:
+            return not self.is_alive()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), timeout)
+        except TimeoutError:
+            return False
+        # run() has returned or is returning; reap it without blocking the loop.
+        await asyncio.get_running_loop().run_in_executor(None, self.join, timeout)
+        return not self.is_alive()
+
+    # -- thread side --------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._ext_setup()
+            next_iteration = time.monotonic()
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                if now >= next_iteration:
+                    self._ext_guarded(self._ext_iterate)
+                    self.iterations += 1
+                    next_iteration = now + self.iterate_seconds
+                self._ext_pat()
+                self._ext_wait_and_drain(max(0.0, next_iteration - time.monotonic()))
+        except BaseException as e:  # noqa: BLE001  (reported to the loop below)
+            self.error = e
+            self._ext_report("thread failed", repr(e))
+        finally:
+            self._ext_guarded(self._ext_cleanup)
+            if self._loop is not None and self._done is not None:
+                done = self._done
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    self._loop.call_soon_threadsafe(_resolve, done)
+
+    def _ext_wait_and_drain(self, timeout: float) -> None:
+        self.turns += 1
+        try:
+            item = self.channel.get_from_sync_queue(timeout)
+        except queue.Empty:
+            return
+        while True:
+            if item is _STOP or self.stop_event.is_set():
+                return
+            self._ext_guarded(self._ext_handle_message, item)
+            self.handled += 1
+            try:
+                item = self.channel.sync_queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def _ext_guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as e:
+            if self._ext_on_error(e):
+                raise
+
+    def _ext_on_error(self, error: Exception) -> bool:
+        """Report ``error``; return True to end the thread. Default: report, go on."""
+        self.log.error("%s: %s", type(error).__name__, error)
+        self.log.debug("traceback", exc_info=error)
+        self._ext_report(f"{self.name}: {type(error).__name__}", str(error))
+        return False
+
+    def _ext_report(self, summary: str, details: str) -> None:
+        if self._on_problem is not None:
+            self._on_problem(summary, details)
+
+    def _ext_pat(self) -> None:
+        if self._on_pat is not None:
+            self._on_pat(self.monitored_name.name)
+
+    def _ext_setup(self) -> None:
+        """Runs first in the thread (open a device here)."""
+
+    def _ext_cleanup(self) -> None:
+        """Runs last in the thread, also after a failure (close the device here)."""
+
+    def _ext_iterate(self) -> None:
+        """Periodic work, every ``iterate_seconds``."""
+
+    def _ext_handle_message(self, message: Any) -> None:
+        """A message from the loop."""
+
+    def _ext_send_to_loop(self, item: Any) -> None:
+        self.channel.put_to_async_queue(item)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class SyncThreadActor(Actor):
+    """An actor whose work runs in a :class:`SyncAsyncInteractionThread`.
+
+    Messages given to the actor go to the thread's queue; items the thread sends to the loop
+    come back as messages through ``services.send`` (they must be :class:`Message` s). A
+    full thread queue is an Err from ``process_message`` (counted and reported by the
+    proactor), never a blocked loop.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        services: ServicesInterface,
+        settings: ActorSettings | None = None,
+        thread: SyncAsyncInteractionThread | None = None,
+    ) -> None:
+        super().__init__(name, services, settings)
+        self.thread = thread or self.make_thread()
+
+    def make_thread(self) -> SyncAsyncInteractionThread:
+        """Build the worker thread (subclasses override)."""
+        return SyncAsyncInteractionThread(self.name)
+
+    @property
+    def monitored_names(self) -> tuple[MonitoredName, ...]:
+        return (self.thread.monitored_name,)
+
+    def start(self) -> None:
+        services = self.services
+        loop = asyncio.get_running_loop()
+        self.thread.channel.async_writer.set_loop(loop, self._from_thread)
+        if self.thread._on_pat is None:
+            self.thread._on_pat = services.pat_watchdog_threadsafe
+        if self.thread._on_problem is None:
+            self.thread._on_problem = services.report_problem_threadsafe
+        self.thread.start_on_loop()
+
+    def stop(self) -> None:
+        self.thread.request_stop()
+
+    async def join(self) -> None:
+        timeout = self.services.settings.stop_timeout_seconds
+        if not await self.thread.join_async(timeout):
+            self.log.error("thread %s did not stop within %.1f s", self.thread.name, timeout)
+
+    def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        result = self.thread.put_to_sync_queue(message)
+        if isinstance(result, Err):
+            return Err(result.err_value)
+        return Ok(None)
+
+    def _from_thread(self, item: Any) -> None:
+        if isinstance(item, Message):
+            self.services.send(item)
+        else:
+            self.on_thread_item(item)
+
+    def on_thread_item(self, item: Any) -> None:
+        """An item from the thread that is not a Message (subclasses override). Loop."""
+        self.log.warning("unexpected item from thread: %r", type(item).__name__)

@@ -1,0 +1,136 @@
+"""Shared test pieces: message types, recording actors, gateway settings, run helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar
+
+from result import Err, Ok, Result
+
+from gwproactor import (
+    BrokerSettings,
+    Communicator,
+    LinkSettings,
+    Message,
+    MessageRegistry,
+    Payload,
+    Proactor,
+    ProactorSettings,
+    ServicesInterface,
+)
+from gwproactor.links import Link
+from gwproactor.listeners import CommEvent
+from gwproactor.mqtt import MemoryBroker, MemoryTransport, Transport, TransportListener
+
+TIMEOUT = 10.0
+
+
+class Hello(Payload):
+    type_name: ClassVar[str] = "test.hello"
+    n: int
+    text: str = ""
+
+
+class Reply(Payload):
+    type_name: ClassVar[str] = "test.reply"
+    n: int
+
+
+REGISTRY = MessageRegistry(Hello, Reply)
+
+
+class Recorder(Communicator):
+    """Records every message; optionally answers Hello with Reply to the sender's actor."""
+
+    def __init__(
+        self, name: str, services: ServicesInterface, *, reply_link: str = "", reply_actor: str = ""
+    ) -> None:
+        super().__init__(name, services)
+        self.received: list[Message[Any]] = []
+        self.reply_link = reply_link
+        self.reply_actor = reply_actor
+
+    def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        self.received.append(message)
+        if self.reply_link and isinstance(message.payload, Hello):
+            return self.services.send_to_peer(
+                self.reply_link, Reply(n=message.payload.n), actor=self.reply_actor
+            ).map(lambda _: None)
+        return Ok(None)
+
+
+class Raiser(Communicator):
+    """Fails on every message: half by raising, half by returning Err."""
+
+    def __init__(self, name: str, services: ServicesInterface) -> None:
+        super().__init__(name, services)
+        self.calls = 0
+
+    def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        self.calls += 1
+        if self.calls % 2:
+            raise RuntimeError(f"boom {self.calls}")
+        return Err(ValueError(f"refused {self.calls}"))
+
+
+def pair_settings(
+    broker: BrokerSettings,
+    *,
+    parent: str = "parent",
+    child: str = "child",
+    **link_overrides: Any,
+) -> tuple[ProactorSettings, ProactorSettings]:
+    """A parent with a downstream link to a child, and the child's upstream link."""
+    down = LinkSettings(peer=child, role="downstream", broker=broker, **link_overrides)
+    up = LinkSettings(peer=parent, role="upstream", broker=broker, **link_overrides)
+    return (
+        ProactorSettings(name=parent, links={"child": down}),
+        ProactorSettings(name=child, links={"parent": up}),
+    )
+
+
+def memory_factory(broker: MemoryBroker) -> Callable[[Link, TransportListener], Transport]:
+    def factory(link: Link, listener: TransportListener) -> Transport:
+        return MemoryTransport(broker, listener, stats=link.stats)
+
+    return factory
+
+
+def is_state(new: str, link: str | None = None) -> Callable[[CommEvent], bool]:
+    return lambda e: (
+        e.name == "link.state" and e.data["new"] == new and (link is None or e.source == link)
+    )
+
+
+async def wait_active(proactor: Proactor, link: str, timeout: float = TIMEOUT) -> None:
+    """Return once ``link`` is active (at once if it already is)."""
+    with proactor.listener("link.state") as listener:
+        if proactor.link(link).active:
+            return
+        await listener.wait_for(is_state("active", link), timeout)
+
+
+@contextlib.asynccontextmanager
+async def running(*proactors: Proactor) -> AsyncIterator[None]:
+    """Start proactors in order; stop them in reverse, whatever happens."""
+    started: list[Proactor] = []
+    try:
+        for proactor in proactors:
+            await proactor.start()
+            started.append(proactor)
+        yield
+    finally:
+        for proactor in reversed(started):
+            await asyncio.wait_for(proactor.stop_and_join(), TIMEOUT)
+
+
+async def wait_until(predicate: Callable[[], bool], listener_source: Any, timeout: float) -> None:
+    """Await comm events from ``listener_source`` (an EventListener) until ``predicate``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise TimeoutError("condition not reached")
+        await listener_source.get(left)
