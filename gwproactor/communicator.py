@@ -128,14 +128,13 @@ class ServicesInterface(ABC):
         """Build and publish a message to the peer of ``link_name``. Loop-only."""
 
     @abstractmethod
-    def generate_event(self, event: Event) -> asyncio.Future[Result[int, StoreError]]:
+    def generate_event(self, event: Event) -> asyncio.Future[Result[str, StoreError]]:
         """Store ``event`` durably, then send it upstream. The future resolves once it is
-        committed (Ok with the store's sequence number) or refused. Loop-only."""
+        committed (Ok with the event's id) or refused (Err, already counted and reported).
+        Loop-only."""
 
     @abstractmethod
-    def generate_event_threadsafe(
-        self, event: Event, timeout: float | None = None
-    ) -> Result[int, StoreError]:
+    def generate_event_threadsafe(self, event: Event) -> Result[str, StoreError]:
         """``generate_event`` from a worker thread: blocks until committed."""
 
     @abstractmethod

@@ -31,12 +31,15 @@ from gwproactor.communicator import (
 )
 from gwproactor.config import ProactorSettings
 from gwproactor.errors import LinkError, QueueFullError, RoutingError, StateError, StoreError
+from gwproactor.events import EventManager
 from gwproactor.links import Link, LinkInput, LinkState, TransportFactory
 from gwproactor.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.logger import ProactorLogger
 from gwproactor.message import Event, Message, Payload
 from gwproactor.mqtt import MQTTClients, Transport, TransportListener
+from gwproactor.problems import ProblemEvent
 from gwproactor.stats import ProactorStats
+from gwproactor.store import EventStore, StoredEvent
 
 __all__ = ("Proactor",)
 
@@ -102,6 +105,20 @@ class Proactor(ServicesInterface):
                 stats=self._stats.link(link_name),
                 logger=self._logger.child(f"link.{link_name}"),
             )
+        self.paths = settings.paths.resolve(self._name)
+        self.store = EventStore(
+            self.paths.store_file, settings.store, on_problem=self._on_store_problem
+        )
+        self.events = EventManager(
+            settings,
+            self.store,
+            self.upstream_link,
+            stats=self._stats,
+            hub=self.hub,
+            dispatch=self._dispatch_received_event,
+            logger=self._logger.child("events"),
+        )
+        self._reporting_problem = False
         if load_actors:
             for actor_name, actor_settings in settings.actors.items():
                 self.add_communicator(load_actor(actor_name, actor_settings, self))
@@ -207,6 +224,9 @@ class Proactor(ServicesInterface):
         self._stopped = asyncio.Event()
         self._lifecycle.info("%s starting", self._name)
         try:
+            self.paths.ensure()
+            await self.store.start()
+            self.events.start()
             for link in self.links.values():
                 link.start()
             self._dispatch_task = self._loop.create_task(
@@ -288,6 +308,10 @@ class Proactor(ServicesInterface):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatch_task
         errors += await self._stop_links()
+        try:
+            await self.store.stop()
+        except (StoreError, StateError) as e:
+            errors.append(e)
         for error in errors:
             self._lifecycle.error("%s: error while stopping: %s", self._name, error)
         self._state = "stopped"
@@ -474,6 +498,8 @@ class Proactor(ServicesInterface):
             self.hub.emit(
                 "link.state", link.name, {"old": old.value, "new": new.value, "cause": cause.value}
             )
+        if link.role == "upstream" and (new is LinkState.active or old is LinkState.active):
+            self.events.upstream_active(new is LinkState.active)
 
     def on_link_message(self, link: Link, message: Message[Any]) -> None:
         if self.hub:
@@ -481,13 +507,18 @@ class Proactor(ServicesInterface):
         self._put(message)
 
     def on_link_event(self, link: Link, message: Message[Any]) -> None:
-        # Without a store (issue 3 adds it) an event is acked and dispatched like a message.
-        link.send_ack(message.header)
-        self.on_link_message(link, message)
+        self.events.received(link, message)
+
+    def _dispatch_received_event(self, message: Message[Any]) -> None:
+        # Stored events go to an actor only if one asked for them (by route or by name).
+        header = message.header
+        if header.actor or header.message_type in self._routes:
+            self._put(message)
 
     def on_link_acked(self, link: Link, message_id: str) -> None:
         if self.hub:
             self.hub.emit("link.acked", link.name, {"message_id": message_id})
+        self.events.acked(link, message_id)
 
     def on_link_problem(self, link: Link, kind: str, detail: str) -> None:
         self.report_problem(f"{link.name}: {kind}", detail, key=f"{link.name}:{kind}", error=False)
@@ -503,15 +534,28 @@ class Proactor(ServicesInterface):
         if self.hub:
             self.hub.emit("message.raw", link.name, {"topic": topic, "payload": payload})
 
-    # -- events (the store arrives with the links-and-events work) ------------------------------
+    # -- events ---------------------------------------------------------------------------------
 
-    def generate_event(self, event: Event) -> asyncio.Future[Result[int, StoreError]]:
-        raise NotImplementedError
+    def generate_event(self, event: Event) -> asyncio.Future[Result[str, StoreError]]:
+        return self.events.generate_event(event)
 
-    def generate_event_threadsafe(
-        self, event: Event, timeout: float | None = None
-    ) -> Result[int, StoreError]:
-        raise NotImplementedError
+    def generate_event_threadsafe(self, event: Event) -> Result[str, StoreError]:
+        return self.events.generate_event_threadsafe(event)
+
+    async def query_events(
+        self,
+        pattern: str | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = 100,
+        pending: bool | None = None,
+    ) -> list[StoredEvent]:
+        """Stored events by type pattern (``?`` one level, ``*`` any suffix), wall-clock
+        time range (ns) and limit, oldest first."""
+        return await self.events.query(pattern, start_ns, end_ns, limit, pending)
+
+    def _on_store_problem(self, kind: str, detail: str) -> None:
+        self.report_problem(f"store: {kind}", detail, key=kind)
 
     # -- problems ---------------------------------------------------------------------------
 
@@ -537,6 +581,22 @@ class Proactor(ServicesInterface):
             self.hub.emit(
                 "problem", summary, {"details": details, "error": error, "suppressed": held}
             )
+        self._problem_event(summary, details + suffix, error)
+
+    def _problem_event(self, summary: str, details: str, error: bool) -> None:
+        """Store the problem as an event (so it reaches upstream), unless that is what
+        is failing: a problem while recording a problem is only logged."""
+        if self._reporting_problem or self.store.state.name != "RUNNING":
+            return
+        self._reporting_problem = True
+        try:
+            self.generate_event(
+                ProblemEvent(
+                    problem_type="error" if error else "warning", summary=summary, details=details
+                )
+            )
+        finally:
+            self._reporting_problem = False
 
     def report_problem_threadsafe(
         self, summary: str, details: str = "", *, error: bool = True

@@ -12,6 +12,7 @@ from result import Err, Ok, Result
 from gwproactor import (
     BrokerSettings,
     Communicator,
+    Event,
     LinkSettings,
     Message,
     MessageRegistry,
@@ -134,3 +135,25 @@ async def wait_until(predicate: Callable[[], bool], listener_source: Any, timeou
         if left <= 0:
             raise TimeoutError("condition not reached")
         await listener_source.get(left)
+
+
+class Counted(Event):
+    """An event that carries its generation number, to check order and completeness."""
+
+    type_name: ClassVar[str] = "test.counted"
+    n: int
+
+
+REGISTRY.register(Counted)
+
+
+class EventRecorder(Communicator):
+    """Records the events routed to it (the proactor hands over only new ones)."""
+
+    def __init__(self, name: str, services: ServicesInterface) -> None:
+        super().__init__(name, services)
+        self.events: list[Any] = []
+
+    def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        self.events.append(message.payload)
+        return Ok(None)

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gwproactor.config._paths import PathSettings
 from gwproactor.names import validate_name
+from gwproactor.store._settings import StoreSettings
 
 __all__ = (
     "ActorSettings",
@@ -195,6 +196,11 @@ class ProactorSettings(BaseSettings):
     problem_report_interval_seconds: float = Field(
         default=10.0, ge=0, description="same problem reported at most this often"
     )
+    num_initial_event_reuploads: int = Field(
+        default=200, ge=1, description="events in flight upstream (the upload window)"
+    )
+    event_read_batch: int = Field(default=1000, ge=1, description="backlog events per read")
+    store: StoreSettings = StoreSettings()
     forward_events: bool = Field(
         default=True, description="forward events from downstream links upstream"
     )

@@ -66,6 +66,7 @@ class ReceiveOp:
     src: str
     payload: bytes
     waiter: Waiter
+    forward: bool = False  # also append it as pending, in the same transaction
 
 
 @dataclass(slots=True)

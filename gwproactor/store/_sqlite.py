@@ -245,15 +245,9 @@ class SqliteWriter:
             cur = conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             for op in segment:
-                value: object
-                if isinstance(op, AppendOp):
-                    value, seq = self._ext_append(cur, op, stats)
-                    if seq is not None:
-                        appended.append((len(staged), seq))
-                elif isinstance(op, ReceiveOp):
-                    value = self._ext_receive(cur, op, stats)
-                else:
-                    value = self._ext_ack(cur, op, stats)
+                value, seq = self._ext_apply(cur, op, stats)
+                if seq is not None:
+                    appended.append((len(staged), seq))
                 staged.append((op.waiter, value))
             cutoff, dropped_bytes = self._ext_enforce_bounds(stats)
             cur.execute("COMMIT")
@@ -283,6 +277,16 @@ class SqliteWriter:
         for waiter, value in staged:
             self._ext_resolve(out, waiter, value)
 
+    def _ext_apply(
+        self, cur: sqlite3.Cursor, op: WriteOp, stats: StoreStats
+    ) -> tuple[object, int | None]:
+        """One write inside the open transaction: (its result, seq of a new pending row)."""
+        if isinstance(op, AppendOp):
+            return self._ext_append(cur, op, stats)
+        if isinstance(op, ReceiveOp):
+            return self._ext_receive(cur, op, stats)
+        return self._ext_ack(cur, op, stats), None
+
     def _ext_append(
         self, cur: sqlite3.Cursor, op: AppendOp, stats: StoreStats
     ) -> tuple[object, int | None]:
@@ -311,16 +315,34 @@ class SqliteWriter:
         counts.pending_bytes += nbytes
         return Ok(seq), seq
 
-    def _ext_receive(self, cur: sqlite3.Cursor, op: ReceiveOp, stats: StoreStats) -> object:
+    def _ext_receive(
+        self, cur: sqlite3.Cursor, op: ReceiveOp, stats: StoreStats
+    ) -> tuple[object, int | None]:
+        """Archive a received event (de-duplicated on its id). With ``op.forward``, a new
+        event is also appended as pending in the same transaction, so a gateway in the
+        middle of a tree never archives an event without also queueing it upstream.
+        Returns (result, seq of the pending copy if one was inserted)."""
         nbytes = event_bytes(op.type_name, op.event_id, op.src, op.payload)
         cur.execute(_INSERT, (op.event_id, op.type_name, op.time_ns, op.src, op.payload, 0, nbytes))
         if cur.rowcount == 0:
             stats.received_duplicate += 1
-            return Ok(False)
+            return (Ok(None) if op.forward else Ok(False)), None
+        archived_seq = cur.lastrowid
+        if op.forward:
+            append = AppendOp(op.type_name, op.event_id, op.time_ns, op.src, op.payload, op.waiter)
+            value, seq = self._ext_append(cur, append, stats)
+            if seq is None:
+                # Refused upstream copy: undo the archive row so a re-send is not a duplicate.
+                cur.execute(_DELETE_SEQ, (archived_seq,))
+                return value, None
+            self._counts.archive_count += 1
+            self._counts.archive_bytes += nbytes
+            stats.received_new += 1
+            return value, seq
         self._counts.archive_count += 1
         self._counts.archive_bytes += nbytes
         stats.received_new += 1
-        return Ok(True)
+        return Ok(True), None
 
     def _ext_ack(self, cur: sqlite3.Cursor, op: AckOp, stats: StoreStats) -> object:
         row = cur.execute(_FIND_PENDING, (op.event_id,)).fetchone()

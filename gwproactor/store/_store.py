@@ -271,6 +271,23 @@ class EventStore:
         self._submit(writer, ReceiveOp(type_name, event_id, time_ns, src, payload, future))
         return future
 
+    def record_and_forward(
+        self, type_name: str, event_id: str, time_ns: int, src: str, payload: bytes
+    ) -> asyncio.Future[Result[int | None, StoreError]]:
+        """Archive a received event and, if it is new, append it as pending (to be sent
+        upstream), both in one transaction.
+
+        Resolves to ``Ok(seq)`` of the pending copy if new, ``Ok(None)`` for a duplicate,
+        ``Err`` if the pending copy was refused (nothing is archived then) or the commit
+        failed. Never blocks. Raises ``StateError`` unless running.
+        """
+        loop, writer = self._require_running()
+        future: asyncio.Future[Result[int | None, StoreError]] = loop.create_future()
+        self._submit(
+            writer, ReceiveOp(type_name, event_id, time_ns, src, payload, future, forward=True)
+        )
+        return future
+
     # ---------------------------------------------------------------- reads
 
     async def backlog(self, after_seq: int, limit: int) -> list[StoredEvent]:

@@ -1,0 +1,6 @@
+"""Events: durable store-and-forward to the upstream peer."""
+
+from gwproactor.events._manager import EventManager
+from gwproactor.events._uploader import Uploader, UploaderStats
+
+__all__ = ("EventManager", "Uploader", "UploaderStats")

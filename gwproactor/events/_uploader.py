@@ -1,0 +1,189 @@
+"""Sending pending events upstream in store order, with a window of events in flight.
+
+One mechanism serves live events and the backlog after an outage: the uploader is a cursor
+over the store's pending events (ordered by ``seq``). While the upstream link is active it
+keeps up to ``window`` events unacknowledged on the wire; each ack deletes one event from
+the store and releases the next. Events committed while it is caught up are taken straight
+from the commit (no read back); otherwise they are read from the store in batches. When the
+link stops being active, everything in flight is forgotten and, once active again, the
+cursor restarts at the oldest pending event: events whose acks were lost are sent again and
+the receiver's store de-duplicates them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from result import Err, Result
+
+from gwproactor.codec import JsonCodec
+from gwproactor.errors import StoreError
+from gwproactor.links import Link
+from gwproactor.message import Header
+from gwproactor.store import EventStore, StoredEvent
+
+__all__ = ("Uploader", "UploaderStats")
+
+
+@dataclass
+class UploaderStats:
+    sent: int = 0
+    acked: int = 0
+    resent_after_reconnect: int = 0
+    reads: int = 0
+    ack_errors: int = 0
+
+
+class Uploader:
+    """Loop-only. ``on_progress(acked_total, pending)`` is called every ``progress_every``
+    acks and when the backlog empties (for logs, status and listeners); ``on_cleared(id)``
+    once an acked event is deleted from the store."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        link: Link,
+        *,
+        window: int,
+        read_batch: int,
+        progress_every: int = 1000,
+        on_progress: Callable[[int, int], None] | None = None,
+        on_cleared: Callable[[str], None] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.link = link
+        self.window = window
+        self.read_batch = read_batch
+        self.progress_every = progress_every
+        self.stats = UploaderStats()
+        self._on_progress = on_progress
+        self._on_cleared = on_cleared
+        self._log = logger or logging.getLogger("gwproactor.uploader")
+        self._inflight: dict[str, int] = {}  # event_id -> seq, in send order
+        self._queue: deque[StoredEvent] = deque()
+        self._cursor = 0  # highest seq taken into the queue (or sent)
+        self._caught_up = False
+        self._fetching = False
+        self._generation = 0  # bumps on every (de)activation; stale reads are dropped
+        self._active = False
+        self._backlog_started: float | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def link_active(self) -> None:
+        """The upstream link became active: start from the oldest pending event."""
+        self._generation += 1
+        self._active = True
+        self._reset()
+        if self.store.pending_count:
+            self._backlog_started = time.monotonic()
+            self._log.info("re-uploading %d pending events", self.store.pending_count)
+        self._pump()
+
+    def link_inactive(self) -> None:
+        self._generation += 1
+        self._active = False
+        self.stats.resent_after_reconnect += len(self._inflight)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._inflight.clear()
+        self._queue.clear()
+        self._cursor = 0
+        self._caught_up = False
+        self._fetching = False
+
+    def committed(self, stored: StoredEvent) -> None:
+        """A new pending event is durable. Sent at once if the uploader is caught up."""
+        if not self._active or not self._caught_up or stored.seq <= self._cursor:
+            return
+        self._queue.append(stored)
+        self._cursor = stored.seq
+        self._pump()
+
+    def acked(self, event_id: str) -> bool:
+        """The upstream peer acked ``event_id``; True if it was one of ours in flight."""
+        if self._inflight.pop(event_id, None) is None:
+            return False
+        self.stats.acked += 1
+        future = self.store.ack(event_id)
+        future.add_done_callback(lambda f: self._check_ack(event_id, f))
+        if self._on_progress is not None and (
+            self.stats.acked % self.progress_every == 0
+            or (not self._inflight and not self._queue and self._caught_up)
+        ):
+            self._on_progress(self.stats.acked, self.store.pending_count)
+        if self._backlog_started is not None and not self._inflight and self._caught_up:
+            elapsed = time.monotonic() - self._backlog_started
+            self._log.info("re-upload done in %.2f s", elapsed)
+            self._backlog_started = None
+        self._pump()
+        return True
+
+    def _check_ack(self, event_id: str, future: asyncio.Future[Result[bool, StoreError]]) -> None:
+        if future.cancelled():
+            return
+        result = future.result()
+        if isinstance(result, Err):
+            self.stats.ack_errors += 1
+            self._log.error("could not clear acked event from the store: %s", result.err_value)
+        elif self._on_cleared is not None:
+            self._on_cleared(event_id)
+
+    def _pump(self) -> None:
+        link = self.link
+        inflight = self._inflight
+        queue = self._queue
+        while self._active and queue and len(inflight) < self.window:
+            event = queue.popleft()
+            header = Header.model_construct(
+                src=link.gateway,
+                dst=link.peer,
+                message_type=event.type_name,
+                message_id=event.event_id,
+                ack_required=True,
+                actor="",
+            )
+            payload = JsonCodec.encode_with_payload_json(header, event.payload)
+            if link.publish_bytes(header, payload).is_err():
+                # Not connected after all; the link's next activation starts over.
+                queue.appendleft(event)
+                return
+            inflight[event.event_id] = event.seq
+            self.stats.sent += 1
+        if self._active and not queue and not self._caught_up and not self._fetching:
+            self._fetching = True
+            asyncio.get_running_loop().create_task(
+                self._read(self._generation), name=f"uploader[{link.name}].read"
+            )
+
+    async def _read(self, generation: int) -> None:
+        try:
+            batch = await self.store.backlog(self._cursor, self.read_batch)
+        except Exception as e:  # noqa: BLE001  (a failed read is retried on the next activation)
+            self._log.error("reading the event backlog failed: %s", e)
+            if generation == self._generation:
+                self._fetching = False
+            return
+        if generation != self._generation:
+            return
+        self._fetching = False
+        self.stats.reads += 1
+        for event in batch:
+            if event.seq > self._cursor and event.event_id not in self._inflight:
+                self._queue.append(event)
+                self._cursor = event.seq
+        self._caught_up = len(batch) < self.read_batch
+        self._pump()
