@@ -174,11 +174,18 @@ class Proactor(ServicesInterface):
 
     def add_communicator(self, communicator: CommunicatorInterface) -> None:
         """Make ``communicator`` reachable by its name. Before start, or while running (a
-        Runnable added while running is started at once). Raises ValueError on a clash."""
+        Runnable added while running is started at once). Payload types listed in its
+        ``payload_types`` class attribute are registered with every link's codec. Raises
+        ValueError on a name clash or a type name registered twice."""
         name = communicator.name
         if name in self._communicators or name in self.links or name == self._name:
             raise ValueError(f"communicator name {name!r} is taken")
         self._communicators[name] = communicator
+        payload_types = getattr(communicator, "payload_types", ())
+        if payload_types:
+            self.registry.register(*payload_types)
+            for link in self.links.values():
+                link.codec.refresh()
         for monitored in communicator.monitored_names:
             self._monitored[monitored.name] = monitored
         if self._state == "running" and isinstance(communicator, Runnable):

@@ -101,9 +101,16 @@ class EventManager:
     def generate_event_threadsafe(self, event: Event) -> EventResult:
         """From a worker thread: blocks until committed (never call it on the loop)."""
         loop = self._loop
+        if loop is None:
+            return Err(StoreError("the gateway is not running"))
+        if self.uploader is None:
+            # No upstream: the event is archived by the loop-side path; wait for it here.
+            async def archive() -> EventResult:
+                return await self.generate_event(event)
+
+            timeout = self.store.settings.append_timeout_seconds
+            return asyncio.run_coroutine_threadsafe(archive(), loop).result(timeout)
         type_name, event_id, time_ns, src, payload = self._prepare(event)
-        if self.uploader is None or loop is None:
-            return Err(StoreError("no upstream link: use generate_event on the loop"))
         result = self.store.append_threadsafe(type_name, event_id, time_ns, src, payload)
         if isinstance(result, Err):
             return Err(result.err_value)

@@ -102,6 +102,7 @@ class Link(TransportListener):
         self._silence_timer: Any = None
         self._all_subscribed = False
         self._connected_at = 0.0
+        self._pings: set[str] = set()
         self.transport: Transport = transport_factory(self, self)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -172,8 +173,10 @@ class Link(TransportListener):
             self.stats.acks_sent += 1
 
     def ping(self) -> None:
-        if self.publish(self.message(Ping(), ack_required=True)).is_ok():
+        message = self.message(Ping(), ack_required=True)
+        if self.publish(message).is_ok():
             self.stats.pings_sent += 1
+            self._pings.add(message.header.message_id)
 
     # -- transport callbacks (loop) ---------------------------------------------------------
 
@@ -193,6 +196,7 @@ class Link(TransportListener):
             return
         self._cancel_timers()
         self._acks.cancel_all()
+        self._pings.clear()
         self._all_subscribed = False
         self.log.info("disconnected from %s: %s", self.transport.broker_label, reason)
         self._input(LinkInput.mqtt_disconnected)
@@ -228,6 +232,12 @@ class Link(TransportListener):
             return
         self.last_heard = self._clock()
         self.last_heard_wall = time.time()
+        if self._pings:
+            # A ping asks "are you there?": any valid message from the peer answers it (a
+            # ping sent before the peer had subscribed is never acked, and needs no ack).
+            for ping_id in self._pings:
+                self._acks.clear(ping_id)
+            self._pings.clear()
         if self.state is not _ACTIVE:
             self._input(LinkInput.peer_message)
         message_type = header.message_type
@@ -264,6 +274,7 @@ class Link(TransportListener):
             self._owner.on_link_acked(self, message_id)
 
     def _on_ack_timeout(self, message_ids: list[str]) -> None:
+        self._pings.difference_update(message_ids)
         self.stats.ack_timeouts += len(message_ids)
         self.log.info("%d ack(s) late from %s", len(message_ids), self.peer)
         self._input(LinkInput.ack_timeout)

@@ -41,10 +41,10 @@ class WatchdogPatter:
     satisfied, and relays readiness and status to the service manager.
 
     Targets: ``WATCHDOG=1`` through ``notifier`` when the manager runs a watchdog for us
-    (``notifier.watchdog_interval()`` is not None), and ``external_command`` (an argv,
-    usually from :meth:`ExternalWatchdogCommandBuilder.pat_args`) when not empty. The interval
-    is the shortest of the targets' intervals (``interval_seconds`` overrides it); with no
-    target, :meth:`start` starts nothing.
+    (``notifier`` is enabled and its ``watchdog_interval()`` is not None), and
+    ``external_command`` (an argv, usually from :meth:`ExternalWatchdogCommandBuilder.pat_args`)
+    when not empty. The interval is the shortest of the targets' intervals
+    (``interval_seconds`` overrides it); with no target, :meth:`start` starts nothing.
 
     When a check finds a stalled name, no target is patted until every name is alive again;
     the first withheld pat logs a WARNING and calls ``on_withheld(stalled_names)`` once per
@@ -101,15 +101,19 @@ class WatchdogPatter:
         if self._interval_override is not None and self._has_target():
             return self._interval_override
         candidates: list[float] = []
-        sd_interval = self._notifier.watchdog_interval()
+        sd_interval = self._sd_interval()
         if sd_interval is not None:
             candidates.append(sd_interval)
         if self._external_command and self._external_interval is not None:
             candidates.append(self._external_interval)
         return min(candidates, default=None)
 
+    def _sd_interval(self) -> float | None:
+        # WATCHDOG_USEC without a usable NOTIFY_SOCKET leaves nobody to pat.
+        return self._notifier.watchdog_interval() if self._notifier.enabled else None
+
     def _has_target(self) -> bool:
-        return bool(self._external_command) or self._notifier.watchdog_interval() is not None
+        return bool(self._external_command) or self._sd_interval() is not None
 
     @property
     def withholding(self) -> bool:
@@ -163,7 +167,7 @@ class WatchdogPatter:
             self._withholding = False
             logger.info("patting the external watchdog again")
         ok = True
-        if self._notifier.watchdog_interval() is not None:
+        if self._sd_interval() is not None:
             ok = self._notifier.watchdog() and ok
         if self._external_command:
             ok = await self._run_command() and ok

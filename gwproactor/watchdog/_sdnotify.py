@@ -65,7 +65,7 @@ class SdNotifier:
     ``WATCHDOG_PID``) from ``environ`` (default: ``os.environ`` at construction) and does no
     I/O; the socket is created at the first send (or by :meth:`open`) and closed by
     :meth:`close`. When ``NOTIFY_SOCKET`` is unset or unusable :attr:`enabled` is False and
-    every method is a silent no-op returning False.
+    every method is a no-op returning False (an unusable one is logged once at WARNING).
 
     Failures never raise: a datagram that does not fit (``EAGAIN``, ``ENOBUFS``) is dropped
     and counted in :attr:`dropped_count`; any other ``OSError`` is counted in
@@ -124,9 +124,7 @@ class SdNotifier:
         """Create the socket now instead of at the first send. Idempotent; a no-op when
         disabled. Raises OSError if no socket can be created at all (out of descriptors)."""
         if self._address is None:
-            if self._notify_socket and not self._warned_unusable:
-                self._warned_unusable = True
-                logger.warning("NOTIFY_SOCKET=%r is not usable; not notifying", self._notify_socket)
+            self._warn_unusable()
             return
         if self._sock is None:
             # Close-on-exec so pat commands and other children do not inherit it; Python
@@ -182,8 +180,15 @@ class SdNotifier:
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         return self.notify(RELOADING=1, MONOTONIC_USEC=usec)
 
+    def _warn_unusable(self) -> None:
+        # Unset is the normal case outside systemd; set but unusable is a unit file mistake.
+        if self._notify_socket and not self._warned_unusable:
+            self._warned_unusable = True
+            logger.warning("NOTIFY_SOCKET=%r is not usable; not notifying", self._notify_socket)
+
     def _send(self, data: bytes) -> bool:
         if self._address is None:
+            self._warn_unusable()
             return False
         try:
             self.open()

@@ -5,8 +5,8 @@ through ``pytest_plugins``; do not import it here, see its docstring); this pack
 the helpers tests use directly.
 """
 
-from .certs import CertificateError, ClientCert, TlsMaterial, make_tls_material
-from .mosquitto import (
+from gwproactor.testing.certs import CertificateError, ClientCert, TlsMaterial, make_tls_material
+from gwproactor.testing.mosquitto import (
     Mosquitto,
     MosquittoError,
     MosquittoNotFoundError,
@@ -16,7 +16,7 @@ from .mosquitto import (
     hash_password,
     write_password_file,
 )
-from .ports import LOOPBACK, free_listen_port, free_port, port_is_free
+from gwproactor.testing.ports import LOOPBACK, free_listen_port, free_port, port_is_free
 
 __all__ = (
     "LOOPBACK",

@@ -28,8 +28,13 @@ from typing import Unpack
 
 import pytest
 
-from .certs import TlsMaterial, make_tls_material
-from .mosquitto import Mosquitto, MosquittoNotFoundError, MosquittoOptions, find_mosquitto
+from gwproactor.testing.certs import TlsMaterial, make_tls_material
+from gwproactor.testing.mosquitto import (
+    Mosquitto,
+    MosquittoNotFoundError,
+    MosquittoOptions,
+    find_mosquitto,
+)
 
 __all__ = (
     "TLS_CLIENTS",

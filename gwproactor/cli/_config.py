@@ -1,0 +1,49 @@
+"""``gwproactor config``: validate a config file and show each effective value's source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from gwproactor.config import load_settings_with_sources
+from gwproactor.errors import ConfigError
+
+
+def config_command(config: Path, env_file: Path, console: Console) -> int:
+    try:
+        settings, sources = load_settings_with_sources(config, env_file)
+    except ConfigError as e:
+        console.print(f"[red]invalid[/red] {config}:\n{e}")
+        return 2
+    table = Table(title=f"{settings.name}: effective settings", show_lines=False)
+    table.add_column("setting")
+    table.add_column("value")
+    table.add_column("from")
+    for loc, value in _leaves(settings.model_dump(by_alias=True), ()):
+        shown = "********" if _is_secret(settings, loc) and value is not None else repr(value)
+        table.add_row(".".join(str(p) for p in loc), shown, sources.origin(loc))
+    console.print(table)
+    console.print(f"[green]valid[/green]: {config}")
+    return 0
+
+
+def _leaves(value: Any, loc: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+    if isinstance(value, dict) and value:
+        out: list[tuple[tuple[str, ...], Any]] = []
+        for key, inner in value.items():
+            out.extend(_leaves(inner, (*loc, str(key))))
+        return out
+    return [(loc, value)]
+
+
+def _is_secret(settings: Any, loc: tuple[str, ...]) -> bool:
+    node = settings
+    for part in loc:
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+        if node is None:
+            return False
+    return isinstance(node, SecretStr)

@@ -1,0 +1,38 @@
+"""``gwproactor run``: one gateway, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from gwproactor.actors_registry import default_registry
+from gwproactor.config import load_settings
+from gwproactor.errors import ConfigError
+from gwproactor.logging_setup import setup_logging
+from gwproactor.proactor import Proactor
+
+
+def run_command(config: Path, env_file: Path, log_level: str | None, console: Console) -> int:
+    try:
+        overrides = {"logging": {"level": log_level}} if log_level else {}
+        settings = load_settings(config, env_file, **overrides)
+        proactor = Proactor(settings, default_registry())
+    except ConfigError as e:
+        console.print(f"[red]configuration error[/red] in {config}:\n{e}")
+        return 2
+    handlers = setup_logging(
+        settings.logging,
+        proactor.paths.log_dir,
+        logger=proactor.logger,
+        console=RichHandler(console=console, show_path=False),
+    )
+    try:
+        asyncio.run(proactor.run_forever())
+    finally:
+        for handler in handlers:
+            proactor.logger.general.removeHandler(handler)
+            handler.close()
+    return 0
