@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from result import Result
 
 from gwproactor._monitor import MonitoredName
-from gwproactor.config import ActorSettings, ProactorSettings
+from gwproactor.config import QOS, ActorSettings, ProactorSettings
 from gwproactor.errors import ConfigError, StoreError
 from gwproactor.logger import ProactorLogger
 from gwproactor.message import Event, Message, Payload
@@ -126,6 +126,31 @@ class ServicesInterface(ABC):
         ack_required: bool = False,
     ) -> Result[None, Any]:
         """Build and publish a message to the peer of ``link_name``. Loop-only."""
+
+    @abstractmethod
+    def subscribe_raw(
+        self,
+        link_name: str,
+        topic_filter: str,
+        communicator_name: str,
+        *,
+        payload_type: type[Payload] | None = None,
+        qos: QOS | None = None,
+    ) -> None:
+        """Deliver messages on an MQTT filter outside ``gw/`` to a communicator, as
+        :class:`RawMessage` or validated into ``payload_type``. Loop-only."""
+
+    @abstractmethod
+    def publish_raw(
+        self,
+        link_name: str,
+        topic: str,
+        payload: bytes | Payload,
+        *,
+        qos: QOS | None = None,
+        retain: bool = False,
+    ) -> Result[None, Any]:
+        """Publish bytes (or a payload as plain JSON) on any topic of a link. Loop-only."""
 
     @abstractmethod
     def generate_event(self, event: Event) -> asyncio.Future[Result[str, StoreError]]:

@@ -29,6 +29,7 @@ __all__ = (
     "Payload",
     "PayloadT",
     "Ping",
+    "RawMessage",
     "new_message_id",
 )
 
@@ -129,6 +130,16 @@ class Ping(Payload):
     """Sent on an idle link or after an ack timeout; ack required, so the peer answers."""
 
     type_name: ClassVar[str] = "gw.ping"
+
+
+class RawMessage(Payload):
+    """A message on a topic outside ``gw/``: the bytes as they came, and where from.
+    Delivered to the communicator that subscribed to a matching filter."""
+
+    type_name: ClassVar[str] = "gw.raw"
+    link: str
+    topic: str
+    payload: bytes
 
 
 class Event(Payload):

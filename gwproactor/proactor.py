@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import threading
 import time
@@ -18,9 +17,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from result import Err, Result
 
-from gwproactor._monitor import MonitoredName
+from gwproactor._problems_reporter import ProblemReporter
+from gwproactor._status import build_status
 from gwproactor.codec import JsonCodec, MessageRegistry
 from gwproactor.communicator import (
     CommunicatorInterface,
@@ -35,11 +36,17 @@ from gwproactor.events import EventManager
 from gwproactor.links import Link, LinkInput, LinkState, TransportFactory
 from gwproactor.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.logger import ProactorLogger
-from gwproactor.message import Event, Message, Payload
-from gwproactor.mqtt import MQTTClients, Transport, TransportListener
-from gwproactor.problems import ProblemEvent
+from gwproactor.message import Event, Message, Payload, RawMessage
+from gwproactor.mqtt import QOS, MQTTClients, Transport, TransportListener, topic_matches
 from gwproactor.stats import ProactorStats
-from gwproactor.store import EventStore, StoredEvent
+from gwproactor.store import EventStore, StoredEvent, StoreState
+from gwproactor.watchdog import (
+    ExternalWatchdogCommandBuilder,
+    InternalWatchdog,
+    SdNotifier,
+    WatchdogPatter,
+)
+from gwproactor.web import WebManager
 
 __all__ = ("Proactor",)
 
@@ -74,6 +81,7 @@ class Proactor(ServicesInterface):
         self._transport_factory = transport_factory or self._mqtt_transport
         self._communicators: dict[str, CommunicatorInterface] = {}
         self._routes: dict[str, str] = {}
+        self._raw_routes: dict[str, list[tuple[str, str, type[Payload] | None]]] = {}
         self._started_runnables: list[Runnable] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = "constructed"
@@ -86,12 +94,21 @@ class Proactor(ServicesInterface):
         self._rx_paused = False
         self._rx_space = threading.Event()
         self._rx_space.set()
-        self._problem_last: dict[str, float] = {}
-        self._problem_suppressed: dict[str, int] = {}
-        self._web_routes: list[tuple[str, str, str, HTTPHandler, dict[str, Any]]] = []
-        self._web_servers: dict[str, dict[str, Any]] = {}
-        self._pats: dict[str, float] = {}
-        self._monitored: dict[str, MonitoredName] = {}
+        self.web = WebManager(self)
+        self.watchdog = InternalWatchdog.from_settings(
+            settings.watchdog, on_stall=self._on_stall, on_recover=self._on_recover
+        )
+        self.patter = WatchdogPatter(
+            self.watchdog,
+            SdNotifier() if settings.watchdog.systemd_notify else None,
+            external_command=ExternalWatchdogCommandBuilder.pat_args(
+                self._name, args=settings.watchdog.external_command or None
+            ),
+            external_interval_seconds=settings.watchdog.external_interval_seconds,
+            external_timeout_seconds=settings.watchdog.external_timeout_seconds,
+            on_withheld=self._on_watchdog_withheld,
+        )
+        self._started_at = 0.0
         self.links: dict[str, Link] = {}
         for link_name, link_settings in settings.links.items():
             codec = JsonCodec(self.registry, link_settings.max_payload_bytes)
@@ -118,7 +135,14 @@ class Proactor(ServicesInterface):
             dispatch=self._dispatch_received_event,
             logger=self._logger.child("events"),
         )
-        self._reporting_problem = False
+        self.problems = ProblemReporter(
+            settings.problem_report_interval_seconds,
+            stats=self._stats,
+            hub=self.hub,
+            logger=self._logger.general,
+            generate_event=self.generate_event,
+            can_store=lambda: self.store.state is StoreState.RUNNING,
+        )
         if load_actors:
             for actor_name, actor_settings in settings.actors.items():
                 self.add_communicator(load_actor(actor_name, actor_settings, self))
@@ -156,6 +180,24 @@ class Proactor(ServicesInterface):
     def receive_queue_depth(self) -> int:
         return len(self._rx)
 
+    @property
+    def reading_paused(self) -> bool:
+        """Whether links stopped reading their sockets because the receive queue is full."""
+        return self._rx_paused
+
+    @property
+    def ready(self) -> bool:
+        """Running, and every link active."""
+        return self._state == "running" and all(link.active for link in self.links.values())
+
+    @property
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self._started_at if self._started_at else 0.0
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready snapshot (see :mod:`gwproactor._status`); no secrets in it."""
+        return build_status(self)
+
     def link(self, name: str) -> Link:
         try:
             return self.links[name]
@@ -187,7 +229,7 @@ class Proactor(ServicesInterface):
             for link in self.links.values():
                 link.codec.refresh()
         for monitored in communicator.monitored_names:
-            self._monitored[monitored.name] = monitored
+            self.watchdog.register(monitored)
         if self._state == "running" and isinstance(communicator, Runnable):
             self._start_runnable(communicator)
 
@@ -242,10 +284,15 @@ class Proactor(ServicesInterface):
             for communicator in self._communicators.values():
                 if isinstance(communicator, Runnable):
                     self._start_runnable(communicator)
+            await self.web.start()
+            self.watchdog.start()
+            self.patter.start()
         except BaseException:
             await self._shutdown()
             raise
         self._state = "running"
+        self._started_at = time.monotonic()
+        self.patter.ready(self.status_line())
         self._lifecycle.info("%s running", self._name)
 
     def _start_runnable(self, runnable: Runnable) -> None:
@@ -309,7 +356,15 @@ class Proactor(ServicesInterface):
             return
         self._state = "stopping"
         self._lifecycle.info("%s stopping", self._name)
-        errors = await self._stop_runnables()
+        self.patter.stopping()
+        await self.patter.stop()
+        self.watchdog.stop()
+        errors: list[BaseException] = []
+        try:
+            await self.web.stop()
+        except Exception as e:  # noqa: BLE001  (collected; every part still gets its stop)
+            errors.append(e)
+        errors += await self._stop_runnables()
         if self._dispatch_task is not None:
             self._dispatch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -505,6 +560,8 @@ class Proactor(ServicesInterface):
             self.hub.emit(
                 "link.state", link.name, {"old": old.value, "new": new.value, "cause": cause.value}
             )
+        if self._state == "running":
+            self.patter.set_status(self.status_line())
         if link.role == "upstream" and (new is LinkState.active or old is LinkState.active):
             self.events.upstream_active(new is LinkState.active)
 
@@ -537,9 +594,64 @@ class Proactor(ServicesInterface):
             f"{link.name}: cannot connect", reason, key=f"{link.name}:connect", error=False
         )
 
+    def subscribe_raw(
+        self,
+        link_name: str,
+        topic_filter: str,
+        communicator_name: str,
+        *,
+        payload_type: type[Payload] | None = None,
+        qos: QOS | None = None,
+    ) -> None:
+        """Deliver messages on ``topic_filter`` (any MQTT filter outside ``gw/``) of link
+        ``link_name`` to ``communicator_name``, through the receive queue like any other
+        message. Without ``payload_type`` the communicator gets a :class:`RawMessage`
+        (bytes and topic); with it, the JSON is validated into that model (failures are
+        counted as ``raw_decode_errors`` and reported). Loop-only; before or after start."""
+        link = self.link(link_name)
+        self._raw_routes.setdefault(link_name, []).append(
+            (topic_filter, communicator_name, payload_type)
+        )
+        link.subscribe_raw(topic_filter, qos)
+
+    def publish_raw(
+        self,
+        link_name: str,
+        topic: str,
+        payload: bytes | Payload,
+        *,
+        qos: QOS | None = None,
+        retain: bool = False,
+    ) -> Result[None, LinkError]:
+        """Publish raw bytes, or a payload model as plain JSON, on any topic of a link."""
+        data = (
+            payload
+            if isinstance(payload, bytes)
+            else type(payload).__pydantic_serializer__.to_json(payload)
+        )
+        return self.link(link_name).publish_raw(topic, data, qos, retain)
+
     def on_link_raw_message(self, link: Link, topic: str, payload: bytes) -> None:
         if self.hub:
             self.hub.emit("message.raw", link.name, {"topic": topic, "payload": payload})
+        for topic_filter, target, payload_type in self._raw_routes.get(link.name, ()):
+            if not topic_matches(topic_filter, topic):
+                continue
+            if payload_type is None:
+                body: Payload = RawMessage(link=link.name, topic=topic, payload=payload)
+            else:
+                try:
+                    body = payload_type.model_validate_json(payload)
+                except ValidationError as e:
+                    link.stats.raw_decode_errors += 1
+                    self.report_problem(
+                        f"{link.name}: bad JSON on {topic_filter}",
+                        str(e.errors()[0]["msg"]),
+                        key=f"raw:{link.name}:{topic_filter}",
+                        error=False,
+                    )
+                    continue
+            self._put(Message.create(link.name, target, body))
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -569,41 +681,9 @@ class Proactor(ServicesInterface):
     def report_problem(
         self, summary: str, details: str = "", *, error: bool = True, key: str | None = None
     ) -> None:
-        """Log, count and emit a problem. Reports with the same ``key`` (default: the
-        summary) are rate-limited to one per ``problem_report_interval``; the ones held back
-        are counted and their number is given with the next report."""
-        key = key or summary
-        self._stats.problems_reported += 1
-        now = time.monotonic()
-        last = self._problem_last.get(key)
-        if last is not None and now - last < self._settings.problem_report_interval_seconds:
-            self._problem_suppressed[key] = self._problem_suppressed.get(key, 0) + 1
-            return
-        self._problem_last[key] = now
-        held = self._problem_suppressed.pop(key, 0)
-        suffix = f" (+{held} similar since last report)" if held else ""
-        level = logging.ERROR if error else logging.WARNING
-        self._logger.general.log(level, "%s: %s%s", summary, details, suffix)
-        if self.hub:
-            self.hub.emit(
-                "problem", summary, {"details": details, "error": error, "suppressed": held}
-            )
-        self._problem_event(summary, details + suffix, error)
-
-    def _problem_event(self, summary: str, details: str, error: bool) -> None:
-        """Store the problem as an event (so it reaches upstream), unless that is what
-        is failing: a problem while recording a problem is only logged."""
-        if self._reporting_problem or self.store.state.name != "RUNNING":
-            return
-        self._reporting_problem = True
-        try:
-            self.generate_event(
-                ProblemEvent(
-                    problem_type="error" if error else "warning", summary=summary, details=details
-                )
-            )
-        finally:
-            self._reporting_problem = False
+        """Log, count, emit and store a problem; rate-limited per ``key`` (default: the
+        summary) to one per ``problem_report_interval_seconds``."""
+        self.problems.report(summary, details, error=error, key=key)
 
     def report_problem_threadsafe(
         self, summary: str, details: str = "", *, error: bool = True
@@ -616,21 +696,45 @@ class Proactor(ServicesInterface):
     # -- watchdog (the daemon work adds the external side) ----------------------------------------
 
     def pat_watchdog(self, name: str) -> None:
-        self._pats[name] = time.monotonic()
+        self.watchdog.pat(name)
 
     def pat_watchdog_threadsafe(self, name: str) -> None:
-        # A float store into a dict is atomic under the GIL; the checker runs on the loop.
-        self._pats[name] = time.monotonic()
+        self.watchdog.pat_threadsafe(name)
+
+    def _on_stall(self, name: str, silent_seconds: float) -> None:
+        if self.hub:
+            self.hub.emit("watchdog.stalled", name, {"silent_seconds": silent_seconds})
+        self.report_problem(
+            f"watchdog: {name} silent", f"no pat for {silent_seconds:.1f} s", key=f"stall:{name}"
+        )
+
+    def _on_recover(self, name: str) -> None:
+        if self.hub:
+            self.hub.emit("watchdog.recovered", name, {})
+        self._lifecycle.info("watchdog: %s alive again", name)
+
+    def _on_watchdog_withheld(self, stalled: list[str]) -> None:
+        self._lifecycle.error("not patting the service watchdog: %s silent", ", ".join(stalled))
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS= and the CLI: the state of every link."""
+        links = ", ".join(f"{n} {link.state.value}" for n, link in self.links.items())
+        stalled = self.watchdog.stalled_names
+        tail = f"; stalled: {', '.join(stalled)}" if stalled else ""
+        return f"{self._name} {self._state}: {links or 'no links'}{tail}"
 
     # -- web (served by the daemon work) ----------------------------------------------------------
 
     def add_web_server_config(self, name: str, host: str, port: int, **kwargs: Any) -> None:
-        self._web_servers[name] = {"host": host, "port": port, **kwargs}
+        """Configure a named web server, started with the proactor. Not thread-safe."""
+        self.web.add_server(name, host, port, **kwargs)
 
     def add_web_route(
         self, server_name: str, method: str, path: str, handler: HTTPHandler, **kwargs: Any
     ) -> None:
-        self._web_routes.append((server_name, method, path, handler, kwargs))
+        """Serve ``handler`` on the named server (ignored if that server is not configured).
+        Before start. Not thread-safe."""
+        self.web.add_route(server_name, method, path, handler, **kwargs)
 
 
 def _name_of(runnable: Runnable) -> str:

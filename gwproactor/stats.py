@@ -34,8 +34,7 @@ class LinkStats:
     acks_received: int = 0
     duplicates: int = 0
     rejected_src: int = 0
-    reupload_sent: int = 0
-    reupload_acked: int = 0
+    raw_decode_errors: int = 0
 
     @property
     def decode_errors_total(self) -> int:

@@ -155,6 +155,15 @@ class WatchdogSettings(_Model):
     external_command: list[str] = Field(
         default_factory=list, description="a custom pat command (argv), run off the loop"
     )
+    external_interval_seconds: float = Field(
+        default=10.0, gt=0, description="how often external_command runs while all is well"
+    )
+    external_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="bound on one run of external_command"
+    )
+    systemd_notify: bool = Field(
+        default=True, description="speak sd_notify (READY/STATUS/WATCHDOG) when NOTIFY_SOCKET"
+    )
 
 
 class WebSettings(_Model):

@@ -167,6 +167,28 @@ class Link(TransportListener):
         self.stats.messages_out[header.message_type] += 1
         return Ok(None)
 
+    def subscribe_raw(self, topic_filter: str, qos: QOS | None = None) -> None:
+        """Subscribe to a topic outside ``gw/`` on this link's broker (restored after every
+        reconnect, and part of "every subscription acknowledged")."""
+        if topic_filter.startswith(self._gw_prefix) or topic_filter in ("#", "gw/#"):
+            raise ValueError(f"raw filter {topic_filter!r} overlaps the gw/ topics")
+        self.transport.subscribe(topic_filter, self.qos if qos is None else qos)
+
+    def unsubscribe_raw(self, topic_filter: str) -> None:
+        self.transport.unsubscribe(topic_filter)
+
+    def publish_raw(
+        self, topic: str, payload: bytes, qos: QOS | None = None, retain: bool = False
+    ) -> Result[None, LinkError]:
+        """Publish bytes on any topic of this link's broker. Err if not connected."""
+        if not self.transport.publish(topic, payload, self.qos if qos is None else qos, retain):
+            self.stats.publish_failures += 1
+            return Err(LinkError(f"link {self.name} is not connected"))
+        self.stats.raw_out += 1
+        self.last_sent = self._clock()
+        self.last_sent_wall = time.time()
+        return Ok(None)
+
     def send_ack(self, header: Header) -> None:
         """Acknowledge a message the peer sent (on this link, where the peer waits for it)."""
         if self.publish(self.message(Ack(ack_message_id=header.message_id))).is_ok():

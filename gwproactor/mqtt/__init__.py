@@ -3,7 +3,14 @@
 from gwproactor.mqtt._client import MQTTClientWrapper
 from gwproactor.mqtt._clients import MQTTClients
 from gwproactor.mqtt._memory import MemoryBroker, MemoryTransport
-from gwproactor.mqtt._types import QOS, Backoff, Subscription, Transport, TransportListener
+from gwproactor.mqtt._types import (
+    QOS,
+    Backoff,
+    Subscription,
+    Transport,
+    TransportListener,
+    topic_matches,
+)
 
 __all__ = (
     "QOS",
@@ -15,4 +22,5 @@ __all__ = (
     "Subscription",
     "Transport",
     "TransportListener",
+    "topic_matches",
 )

@@ -6,9 +6,18 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+from paho.mqtt.client import topic_matches_sub
+
 from gwproactor.config import QOS
 
-__all__ = ("QOS", "Backoff", "Subscription", "Transport", "TransportListener")
+__all__ = (
+    "QOS",
+    "Backoff",
+    "Subscription",
+    "Transport",
+    "TransportListener",
+    "topic_matches",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +97,8 @@ class Backoff:
         self.failures += 1
         base = min(self.maximum, self.minimum * 2.0 ** min(self.failures - 1, 32))
         return base * (1 - self.jitter) + random.uniform(0, base * self.jitter)
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether ``topic`` matches the MQTT filter (``+`` one level, ``#`` the rest)."""
+    return bool(topic_matches_sub(topic_filter, topic))

@@ -1,0 +1,89 @@
+"""Reporting problems: log, count, emit, store as an event; rate-limited per key."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gwproactor.listeners import ListenerHub
+from gwproactor.problems import ProblemEvent
+from gwproactor.stats import ProactorStats
+
+__all__ = ("ProblemReporter", "RecentProblem")
+
+
+@dataclass(frozen=True, slots=True)
+class RecentProblem:
+    time: float  # wall clock, for display
+    summary: str
+    details: str
+    error: bool
+    suppressed: int
+
+
+class ProblemReporter:
+    """Loop-only. Reports with the same key are rate-limited to one per ``interval``; the
+    ones held back are counted and their number goes with the next report. A reported
+    problem is also stored as a :class:`ProblemEvent` through ``generate_event``, unless
+    reporting a problem is itself what fails (then it is only logged)."""
+
+    def __init__(
+        self,
+        interval_seconds: float,
+        *,
+        stats: ProactorStats,
+        hub: ListenerHub,
+        logger: logging.Logger,
+        generate_event: Callable[[ProblemEvent], Any],
+        can_store: Callable[[], bool],
+        keep: int = 50,
+    ) -> None:
+        self.interval_seconds = interval_seconds
+        self._stats = stats
+        self._hub = hub
+        self._log = logger
+        self._generate_event = generate_event
+        self._can_store = can_store
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._reporting = False
+        self.recent: deque[RecentProblem] = deque(maxlen=keep)
+
+    def report(
+        self, summary: str, details: str = "", *, error: bool = True, key: str | None = None
+    ) -> None:
+        key = key or summary
+        self._stats.problems_reported += 1
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_seconds:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        self._last[key] = now
+        held = self._suppressed.pop(key, 0)
+        suffix = f" (+{held} similar since last report)" if held else ""
+        self._log.log(
+            logging.ERROR if error else logging.WARNING, "%s: %s%s", summary, details, suffix
+        )
+        self.recent.append(RecentProblem(time.time(), summary, details, error, held))
+        if self._hub:
+            self._hub.emit(
+                "problem", summary, {"details": details, "error": error, "suppressed": held}
+            )
+        if self._reporting or not self._can_store():
+            return
+        self._reporting = True
+        try:
+            self._generate_event(
+                ProblemEvent(
+                    problem_type="error" if error else "warning",
+                    summary=summary,
+                    details=details + suffix,
+                )
+            )
+        finally:
+            self._reporting = False

@@ -1,0 +1,107 @@
+"""A JSON-ready snapshot of a running gateway, for /status, /metrics, the CLI and tests.
+
+Secrets never appear here: settings are not copied wholesale, only named, harmless facts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gwproactor.proactor import Proactor
+
+__all__ = ("build_status",)
+
+
+def build_status(proactor: Proactor) -> dict[str, Any]:
+    """Everything an operator wants at a glance. Loop-only (reads loop-owned state)."""
+    now = time.monotonic()
+    wall = time.time()
+    links: dict[str, Any] = {}
+    for name, link in proactor.links.items():
+        links[name] = {
+            "peer": link.peer,
+            "role": link.role,
+            "state": link.state.value,
+            "active": link.active,
+            "broker": link.transport.broker_label,
+            "connected": link.transport.connected,
+            "subscribed": link.transport.all_subscribed,
+            "last_sent": link.last_sent_wall or None,
+            "last_heard": link.last_heard_wall or None,
+            "seconds_since_sent": round(now - link.last_sent, 3) if link.last_sent else None,
+            "seconds_since_heard": round(now - link.last_heard, 3) if link.last_heard else None,
+            "acks_pending": link.acks_pending,
+            "stats": link.stats.as_dict(),
+        }
+    store = proactor.store
+    uploader = proactor.events.uploader
+    watchdog = proactor.watchdog
+    return {
+        "gateway": proactor.name,
+        "state": proactor.state,
+        "time": wall,
+        "uptime_seconds": round(proactor.uptime_seconds, 3),
+        "ready": proactor.ready,
+        "links": links,
+        "receive_queue": {
+            "depth": proactor.receive_queue_depth,
+            "max": proactor.settings.receive_queue_max,
+            "paused": proactor.reading_paused,
+            "high_water": proactor.stats.queue_high_water,
+        },
+        "store": {
+            "state": store.state.name.lower(),
+            "pending_count": store.pending_count,
+            "pending_bytes": store.pending_bytes,
+            "archive_count": store.archive_count,
+            "durability": store.settings.durability,
+            "overflow_policy": store.settings.overflow_policy,
+            "stats": _fields(store.stats),
+        },
+        "uploader": (
+            None
+            if uploader is None
+            else {"link": uploader.link.name, "in_flight": uploader.in_flight}
+            | _fields(uploader.stats)
+        ),
+        "watchdog": {
+            "satisfied": watchdog.satisfied,
+            "loop_lag_seconds": round(watchdog.loop_lag_seconds, 4),
+            "names": {
+                name: {
+                    "timeout_seconds": entry.timeout_seconds,
+                    "silent_seconds": round(entry.silent_seconds, 3),
+                    "stalled": entry.stalled,
+                }
+                for name, entry in watchdog.snapshot().items()
+            },
+            "service_pats": proactor.patter.sent_count,
+            "service_pats_withheld": proactor.patter.withheld_count,
+        },
+        "actors": {
+            name: {
+                "class": type(communicator).__name__,
+                "handler_errors": proactor.stats.handler_errors.get(name, 0),
+            }
+            for name, communicator in proactor.communicators.items()
+        },
+        "stats": proactor.stats.as_dict() | {"links": None},
+        "recent_problems": [
+            {
+                "time": p.time,
+                "summary": p.summary,
+                "details": p.details,
+                "error": p.error,
+                "suppressed": p.suppressed,
+            }
+            for p in proactor.problems.recent
+        ],
+    }
+
+
+def _fields(obj: object) -> dict[str, Any]:
+    slots = getattr(obj, "__slots__", None)
+    names = slots if slots is not None else vars(obj)
+    return {name: getattr(obj, name) for name in names}
