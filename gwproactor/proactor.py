@@ -9,18 +9,17 @@ fatal to the gateway (hat's isolate-and-report, not TaskGroup semantics).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
 from result import Err, Result
 
+from gwproactor._dispatcher import Dispatcher
 from gwproactor._problems_reporter import ProblemReporter
+from gwproactor._raw import RawRouter
 from gwproactor._status import build_status
 from gwproactor.codec import JsonCodec, MessageRegistry
 from gwproactor.communicator import (
@@ -31,13 +30,13 @@ from gwproactor.communicator import (
     load_actor,
 )
 from gwproactor.config import ProactorSettings
-from gwproactor.errors import LinkError, QueueFullError, RoutingError, StateError, StoreError
+from gwproactor.errors import LinkError, RoutingError, StateError, StoreError
 from gwproactor.events import EventManager
 from gwproactor.links import Link, LinkInput, LinkState, TransportFactory
 from gwproactor.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.logger import ProactorLogger
-from gwproactor.message import Event, Message, Payload, RawMessage
-from gwproactor.mqtt import QOS, MQTTClients, Transport, TransportListener, topic_matches
+from gwproactor.message import Event, Message, Payload
+from gwproactor.mqtt import QOS, MQTTClients, Transport, TransportListener
 from gwproactor.stats import ProactorStats
 from gwproactor.store import EventStore, StoredEvent, StoreState
 from gwproactor.watchdog import (
@@ -81,19 +80,12 @@ class Proactor(ServicesInterface):
         self._transport_factory = transport_factory or self._mqtt_transport
         self._communicators: dict[str, CommunicatorInterface] = {}
         self._routes: dict[str, str] = {}
-        self._raw_routes: dict[str, list[tuple[str, str, type[Payload] | None]]] = {}
         self._started_runnables: list[Runnable] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = "constructed"
         self._stop_requested: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._stop_task: asyncio.Task[None] | None = None
-        self._dispatch_task: asyncio.Task[None] | None = None
-        self._rx: deque[Message[Any]] = deque()
-        self._rx_waiter: asyncio.Future[None] | None = None
-        self._rx_paused = False
-        self._rx_space = threading.Event()
-        self._rx_space.set()
         self.web = WebManager(self)
         self.watchdog = InternalWatchdog.from_settings(
             settings.watchdog, on_stall=self._on_stall, on_recover=self._on_recover
@@ -122,6 +114,19 @@ class Proactor(ServicesInterface):
                 stats=self._stats.link(link_name),
                 logger=self._logger.child(f"link.{link_name}"),
             )
+        self.dispatcher = Dispatcher(
+            settings,
+            self._communicators,
+            self._routes,
+            transports=lambda: [link.transport for link in self.links.values()],
+            stats=self._stats,
+            hub=self.hub,
+            report_problem=self.report_problem,
+            logger=self._logger.child("dispatch"),
+        )
+        self.raw = RawRouter(
+            self.links, put=self._put, hub=self.hub, report_problem=self.report_problem
+        )
         self.paths = settings.paths.resolve(self._name)
         self.store = EventStore(
             self.paths.store_file, settings.store, on_problem=self._on_store_problem
@@ -178,12 +183,12 @@ class Proactor(ServicesInterface):
 
     @property
     def receive_queue_depth(self) -> int:
-        return len(self._rx)
+        return self.dispatcher.depth
 
     @property
     def reading_paused(self) -> bool:
         """Whether links stopped reading their sockets because the receive queue is full."""
-        return self._rx_paused
+        return self.dispatcher.paused
 
     @property
     def ready(self) -> bool:
@@ -278,9 +283,7 @@ class Proactor(ServicesInterface):
             self.events.start()
             for link in self.links.values():
                 link.start()
-            self._dispatch_task = self._loop.create_task(
-                self._dispatch_loop(), name=f"proactor[{self._name}].dispatch"
-            )
+            self.dispatcher.start(f"proactor[{self._name}].dispatch")
             for communicator in self._communicators.values():
                 if isinstance(communicator, Runnable):
                     self._start_runnable(communicator)
@@ -365,10 +368,7 @@ class Proactor(ServicesInterface):
         except Exception as e:  # noqa: BLE001  (collected; every part still gets its stop)
             errors.append(e)
         errors += await self._stop_runnables()
-        if self._dispatch_task is not None:
-            self._dispatch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatch_task
+        await self.dispatcher.stop()
         errors += await self._stop_links()
         try:
             await self.store.stop()
@@ -413,110 +413,16 @@ class Proactor(ServicesInterface):
         await self.mqtt_clients.stop(timeout)
         return errors
 
-    # -- the receive queue and dispatch ---------------------------------------------------------
+    # -- the receive queue ------------------------------------------------------------------
 
     def send(self, message: Message[Any]) -> None:
-        if len(self._rx) >= 2 * self._settings.receive_queue_max:
-            self._stats.handler_errors["(queue full)"] += 1
-            raise QueueFullError(f"receive queue full ({len(self._rx)})")
-        self._put(message)
+        self.dispatcher.send(message)
 
     def send_threadsafe(self, message: Message[Any]) -> None:
-        loop = self._loop
-        if loop is None:
-            raise StateError("send_threadsafe before start")
-        if len(self._rx) >= self._settings.receive_queue_max and not self._rx_space.wait(
-            self._settings.stop_timeout_seconds
-        ):
-            raise QueueFullError("receive queue stayed full")
-        loop.call_soon_threadsafe(self._put, message)
+        self.dispatcher.send_threadsafe(message)
 
     def _put(self, message: Message[Any]) -> None:
-        rx = self._rx
-        rx.append(message)
-        waiter = self._rx_waiter
-        if waiter is not None:
-            self._rx_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        if len(rx) >= self._settings.receive_queue_max and not self._rx_paused:
-            self._pause_reading()
-
-    def _pause_reading(self) -> None:
-        self._rx_paused = True
-        self._rx_space.clear()
-        self._stats.queue_pauses += 1
-        for link in self.links.values():
-            link.transport.pause_reading()
-        self._lifecycle.debug("receive queue full (%d): links paused", len(self._rx))
-
-    def _resume_reading(self) -> None:
-        self._rx_paused = False
-        self._rx_space.set()
-        for link in self.links.values():
-            link.transport.resume_reading()
-
-    async def _dispatch_loop(self) -> None:
-        rx = self._rx
-        batch = self._settings.dispatch_batch
-        resume_at = int(
-            self._settings.receive_queue_max * self._settings.receive_queue_resume_fraction
-        )
-        assert self._loop is not None
-        loop = self._loop
-        while True:
-            if not rx:
-                self._rx_waiter = loop.create_future()
-                await self._rx_waiter
-                continue
-            high = len(rx)
-            self._stats.queue_high_water = max(self._stats.queue_high_water, high)
-            for _ in range(min(batch, len(rx))):
-                self._dispatch(rx.popleft())
-            if self._rx_paused and len(rx) <= resume_at:
-                self._resume_reading()
-            if rx:
-                await asyncio.sleep(0)  # let sockets and timers run between batches
-
-    def _dispatch(self, message: Message[Any]) -> None:
-        header = message.header
-        dst = header.dst
-        target = (
-            (header.actor or self._routes.get(header.message_type, ""))
-            if dst == self._name
-            else dst
-        )
-        communicator = self._communicators.get(target)
-        if communicator is None:
-            self._stats.unroutable[target or header.message_type] += 1
-            self.report_problem(
-                f"unroutable {header.message_type}",
-                f"no communicator {target!r} for {header.message_type} from {header.src}",
-                key=f"unroutable:{target}:{header.message_type}",
-            )
-            return
-        error: BaseException | None = None
-        try:
-            result = communicator.process_message(message)
-        except Exception as e:  # noqa: BLE001  (an actor's bug must not stop the gateway)
-            error = e
-        else:
-            if isinstance(result, Err):
-                error = result.err_value
-        self._stats.dispatched += 1
-        if error is not None:
-            self._handler_failed(target, header.message_type, error)
-        if self.hub:
-            self.hub.emit("message.dispatched", target, {"message": message, "error": error})
-
-    def _handler_failed(self, target: str, message_type: str, error: BaseException) -> None:
-        self._stats.handler_errors[target] += 1
-        self._logger.general.debug("handler %s failed", target, exc_info=error)
-        self.report_problem(
-            f"{target} failed on {message_type}",
-            f"{type(error).__name__}: {error}",
-            key=f"handler:{target}",
-        )
+        self.dispatcher.put(message)
 
     # -- links ------------------------------------------------------------------------------
 
@@ -608,11 +514,7 @@ class Proactor(ServicesInterface):
         message. Without ``payload_type`` the communicator gets a :class:`RawMessage`
         (bytes and topic); with it, the JSON is validated into that model (failures are
         counted as ``raw_decode_errors`` and reported). Loop-only; before or after start."""
-        link = self.link(link_name)
-        self._raw_routes.setdefault(link_name, []).append(
-            (topic_filter, communicator_name, payload_type)
-        )
-        link.subscribe_raw(topic_filter, qos)
+        self.raw.subscribe(self.link(link_name), topic_filter, communicator_name, payload_type, qos)
 
     def publish_raw(
         self,
@@ -624,34 +526,10 @@ class Proactor(ServicesInterface):
         retain: bool = False,
     ) -> Result[None, LinkError]:
         """Publish raw bytes, or a payload model as plain JSON, on any topic of a link."""
-        data = (
-            payload
-            if isinstance(payload, bytes)
-            else type(payload).__pydantic_serializer__.to_json(payload)
-        )
-        return self.link(link_name).publish_raw(topic, data, qos, retain)
+        return self.raw.publish(self.link(link_name), topic, payload, qos, retain)
 
     def on_link_raw_message(self, link: Link, topic: str, payload: bytes) -> None:
-        if self.hub:
-            self.hub.emit("message.raw", link.name, {"topic": topic, "payload": payload})
-        for topic_filter, target, payload_type in self._raw_routes.get(link.name, ()):
-            if not topic_matches(topic_filter, topic):
-                continue
-            if payload_type is None:
-                body: Payload = RawMessage(link=link.name, topic=topic, payload=payload)
-            else:
-                try:
-                    body = payload_type.model_validate_json(payload)
-                except ValidationError as e:
-                    link.stats.raw_decode_errors += 1
-                    self.report_problem(
-                        f"{link.name}: bad JSON on {topic_filter}",
-                        str(e.errors()[0]["msg"]),
-                        key=f"raw:{link.name}:{topic_filter}",
-                        error=False,
-                    )
-                    continue
-            self._put(Message.create(link.name, target, body))
+        self.raw.received(link, topic, payload)
 
     # -- events ---------------------------------------------------------------------------------
 

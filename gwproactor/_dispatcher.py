@@ -1,0 +1,192 @@
+"""The receive queue and dispatch: every message for a communicator goes through here.
+
+The queue is bounded with backpressure rather than loss: at ``receive_queue_max`` the links
+stop reading their sockets (TCP then pushes back to the broker), and reading resumes once
+the queue has drained to ``receive_queue_resume_fraction`` of that. Messages from actors on
+the loop may go up to twice the bound before ``send`` refuses them; worker threads block in
+``send_threadsafe`` (bounded) while the queue is full. The consumer drains up to
+``dispatch_batch`` messages per wake-up, so a burst costs one wake-up, not one per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from result import Err
+
+from gwproactor.communicator import CommunicatorInterface
+from gwproactor.config import ProactorSettings
+from gwproactor.errors import QueueFullError, StateError
+from gwproactor.listeners import ListenerHub
+from gwproactor.message import Message
+from gwproactor.mqtt import Transport
+from gwproactor.stats import ProactorStats
+
+__all__ = ("Dispatcher",)
+
+ReportProblem = Callable[..., None]
+
+
+class Dispatcher:
+    """Loop-only except :meth:`send_threadsafe`.
+
+    Routing: a message whose ``dst`` is the gateway itself came from a link and goes to
+    ``header.actor``, or else to the communicator routed for its type; any other ``dst``
+    names the communicator. A handler that raises or returns Err is counted, logged and
+    reported, and dispatch goes on (isolate and report).
+    """
+
+    def __init__(
+        self,
+        settings: ProactorSettings,
+        communicators: Mapping[str, CommunicatorInterface],
+        routes: Mapping[str, str],
+        *,
+        transports: Callable[[], Iterable[Transport]],
+        stats: ProactorStats,
+        hub: ListenerHub,
+        report_problem: ReportProblem,
+        logger: logging.Logger,
+    ) -> None:
+        self._gateway = settings.name
+        self._max = settings.receive_queue_max
+        self._resume_at = int(settings.receive_queue_max * settings.receive_queue_resume_fraction)
+        self._batch = settings.dispatch_batch
+        self._thread_wait = settings.stop_timeout_seconds
+        self._communicators = communicators
+        self._routes = routes
+        self._transports = transports
+        self._stats = stats
+        self._hub = hub
+        self._report_problem = report_problem
+        self._log = logger
+        self._rx: deque[Message[Any]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+        self._space = threading.Event()  # set while threads may add
+        self._space.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self._rx)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def start(self, name: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name=name)
+
+    async def stop(self) -> None:
+        """Stop dispatching (messages still queued are dropped: their senders are stopping)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def send(self, message: Message[Any]) -> None:
+        """Queue a message. Raises QueueFullError at twice the bound (an actor flooding
+        itself); link traffic never gets there because reading pauses at the bound."""
+        if len(self._rx) >= 2 * self._max:
+            raise QueueFullError(f"receive queue full ({len(self._rx)})")
+        self.put(message)
+
+    def send_threadsafe(self, message: Message[Any]) -> None:
+        """From a worker thread: waits (bounded) while the queue is full, then hands the
+        message to the loop. Raises QueueFullError if it stays full, StateError before
+        start."""
+        loop = self._loop
+        if loop is None:
+            raise StateError("send_threadsafe before start")
+        if len(self._rx) >= self._max and not self._space.wait(self._thread_wait):
+            raise QueueFullError("receive queue stayed full")
+        loop.call_soon_threadsafe(self.put, message)
+
+    def put(self, message: Message[Any]) -> None:
+        rx = self._rx
+        rx.append(message)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(rx) >= self._max and not self._paused:
+            self._pause()
+
+    def _pause(self) -> None:
+        self._paused = True
+        self._space.clear()
+        self._stats.queue_pauses += 1
+        for transport in self._transports():
+            transport.pause_reading()
+        self._log.debug("receive queue full (%d): links paused", len(self._rx))
+
+    def _resume(self) -> None:
+        self._paused = False
+        self._space.set()
+        for transport in self._transports():
+            transport.resume_reading()
+
+    async def _run(self) -> None:
+        rx = self._rx
+        loop = asyncio.get_running_loop()
+        stats = self._stats
+        while True:
+            if not rx:
+                self._waiter = loop.create_future()
+                await self._waiter
+                continue
+            stats.queue_high_water = max(stats.queue_high_water, len(rx))
+            for _ in range(min(self._batch, len(rx))):
+                self.dispatch(rx.popleft())
+            if self._paused and len(rx) <= self._resume_at:
+                self._resume()
+            if rx:
+                await asyncio.sleep(0)  # let sockets and timers run between batches
+
+    def dispatch(self, message: Message[Any]) -> None:
+        header = message.header
+        dst = header.dst
+        if dst == self._gateway:
+            target = header.actor or self._routes.get(header.message_type, "")
+        else:
+            target = dst
+        communicator = self._communicators.get(target)
+        if communicator is None:
+            self._stats.unroutable[target or header.message_type] += 1
+            self._report_problem(
+                f"unroutable {header.message_type}",
+                f"no communicator {target!r} for {header.message_type} from {header.src}",
+                key=f"unroutable:{target}:{header.message_type}",
+            )
+            return
+        error: BaseException | None = None
+        try:
+            result = communicator.process_message(message)
+        except Exception as e:  # noqa: BLE001  (an actor's bug must not stop the gateway)
+            error = e
+        else:
+            if isinstance(result, Err):
+                error = result.err_value
+        self._stats.dispatched += 1
+        if error is not None:
+            self._failed(target, header.message_type, error)
+        if self._hub:
+            self._hub.emit("message.dispatched", target, {"message": message, "error": error})
+
+    def _failed(self, target: str, message_type: str, error: BaseException) -> None:
+        self._stats.handler_errors[target] += 1
+        self._log.debug("handler %s failed", target, exc_info=error)
+        self._report_problem(
+            f"{target} failed on {message_type}",
+            f"{type(error).__name__}: {error}",
+            key=f"handler:{target}",
+        )
