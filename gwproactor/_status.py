@@ -26,6 +26,7 @@ def build_status(proactor: Proactor) -> dict[str, Any]:
             "state": link.state.value,
             "active": link.active,
             "broker": link.transport.broker_label,
+            "peer_presence": link.peer_presence,
             "connected": link.transport.connected,
             "subscribed": link.transport.all_subscribed,
             "last_sent": link.last_sent_wall or None,

@@ -45,6 +45,19 @@ class ProactorLogger:
         self.lifecycle.setLevel(lifecycle.upper())
         self.comm_event.setLevel(comm_event.upper())
 
+    def set_category_level(self, category: str, level: str) -> None:
+        """Set one category's level (``general``, ``message_summary``, ``lifecycle``,
+        ``comm_event``). Raises ValueError for an unknown category or level."""
+        logger = {
+            "general": self.general,
+            "message_summary": self.message_summary,
+            "lifecycle": self.lifecycle,
+            "comm_event": self.comm_event,
+        }.get(category)
+        if logger is None:
+            raise ValueError(f"unknown log category {category!r}")
+        logger.setLevel(level.upper())
+
     def levels(self) -> dict[str, str]:
         return {
             name: logging.getLevelName(lg.getEffectiveLevel())

@@ -28,6 +28,7 @@ __all__ = (
     "TopicParts",
     "is_valid_name",
     "parse_topic",
+    "status_topic",
     "topic_for",
     "validate_name",
 )
@@ -78,6 +79,12 @@ def topic_for(src: str, dst: str, message_type: str) -> str:
     message registry); :func:`parse_topic` validates on the way in.
     """
     return f"{TOPIC_ROOT}/{src}/to/{dst}/{message_type}"
+
+
+def status_topic(gateway: str) -> str:
+    """Where a gateway's retained presence lives: ``gw/<gateway>/status`` (its birth
+    message says ``online``, its will and clean stop say ``offline``)."""
+    return f"{TOPIC_ROOT}/{gateway}/status"
 
 
 def parse_topic(topic: str) -> TopicParts | None:

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from result import Err, Result
+from result import Err, Ok, Result
 
 from gwproactor._dispatcher import Dispatcher
 from gwproactor._problems_reporter import ProblemReporter
 from gwproactor._raw import RawRouter
 from gwproactor._status import build_status
+from gwproactor.admin import ADMIN_ACTOR, AdminCommander
+from gwproactor.admin import COMMANDS as ADMIN_COMMANDS
 from gwproactor.codec import JsonCodec, MessageRegistry
 from gwproactor.communicator import (
     CommunicatorInterface,
@@ -33,6 +35,7 @@ from gwproactor.config import ProactorSettings
 from gwproactor.errors import LinkError, RoutingError, StateError, StoreError
 from gwproactor.events import EventManager
 from gwproactor.links import Link, LinkInput, LinkState, TransportFactory
+from gwproactor.links._link import presence_payload
 from gwproactor.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.logger import ProactorLogger
 from gwproactor.message import Event, Message, Payload
@@ -148,6 +151,11 @@ class Proactor(ServicesInterface):
             generate_event=self.generate_event,
             can_store=lambda: self.store.state is StoreState.RUNNING,
         )
+        admin_links = [n for n, link in settings.links.items() if link.role == "admin"]
+        if admin_links:
+            self.add_communicator(AdminCommander(self, admin_links[0]))
+            for command in ADMIN_COMMANDS:
+                self.route(command.type_name, ADMIN_ACTOR)
         if load_actors:
             for actor_name, actor_settings in settings.actors.items():
                 self.add_communicator(load_actor(actor_name, actor_settings, self))
@@ -237,6 +245,30 @@ class Proactor(ServicesInterface):
             self.watchdog.register(monitored)
         if self._state == "running" and isinstance(communicator, Runnable):
             self._start_runnable(communicator)
+
+    async def restart_actor(self, name: str) -> Result[None, Exception]:
+        """Stop an actor loaded from the config, join it (bounded), load it anew and start
+        it. Err if there is no such configured actor or it fails to come back."""
+        actor_settings = self._settings.actors.get(name)
+        old = self._communicators.get(name)
+        if actor_settings is None or old is None:
+            return Err(KeyError(f"no configured actor {name!r}"))
+        if isinstance(old, Runnable):
+            old.stop()
+            try:
+                await asyncio.wait_for(old.join(), self._settings.stop_timeout_seconds)
+            except TimeoutError:
+                return Err(TimeoutError(f"{name} did not stop"))
+            if old in self._started_runnables:
+                self._started_runnables.remove(old)
+        for monitored in old.monitored_names:
+            self.watchdog.unregister(monitored.name)
+        del self._communicators[name]
+        try:
+            self.add_communicator(load_actor(name, actor_settings, self))
+        except Exception as e:  # noqa: BLE001  (reported to the admin as the command's result)
+            return Err(e)
+        return Ok(None)
 
     def route(self, message_type: str, communicator_name: str) -> None:
         """Send link messages of ``message_type`` that name no actor to this communicator."""
@@ -436,6 +468,12 @@ class Proactor(ServicesInterface):
             listener,
             upstream=upstream,
             primary_peer=settings.primary,
+            fallback_brokers=settings.fallback_brokers,
+            failover_after_seconds=settings.failover_after_seconds,
+            failback_check_seconds=settings.failback_check_seconds,
+            will=(link.status_topic, presence_payload(self._name, False))
+            if settings.presence
+            else None,
             stats=link.stats,
             logger=self._logger.child(f"mqtt.{link.name}"),
         )
@@ -527,6 +565,16 @@ class Proactor(ServicesInterface):
     ) -> Result[None, LinkError]:
         """Publish raw bytes, or a payload model as plain JSON, on any topic of a link."""
         return self.raw.publish(self.link(link_name), topic, payload, qos, retain)
+
+    def on_link_broker_changed(self, link: Link, broker: str) -> None:
+        self._logger.comm_event.warning("%s: now on broker %s", link.name, broker)
+        if self.hub:
+            self.hub.emit("link.broker", link.name, {"broker": broker})
+
+    def on_link_presence(self, link: Link, presence: str) -> None:
+        self._logger.comm_event.info("%s: peer %s is %s", link.name, link.peer, presence)
+        if self.hub:
+            self.hub.emit("link.presence", link.name, {"peer": link.peer, "presence": presence})
 
     def on_link_raw_message(self, link: Link, topic: str, payload: bytes) -> None:
         self.raw.received(link, topic, payload)

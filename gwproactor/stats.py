@@ -26,6 +26,7 @@ class LinkStats:
     reconnects: int = 0
     disconnects: int = 0
     connect_failures: int = 0
+    broker_switches: int = 0
     subscription_failures: int = 0
     state_changes: Counter[str] = field(default_factory=Counter)  # "<old>-><new>"
     ack_timeouts: int = 0

@@ -91,6 +91,9 @@ class BrokerSettings(_Model):
     misc_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often paho's keepalive bookkeeping runs"
     )
+    session_expiry_seconds: int = Field(
+        default=86_400, ge=0, description="MQTT 5 persistent session lifetime (clean_session off)"
+    )
     read_batch_packets: int = Field(
         default=64, ge=1, description="packets read per wake-up before yielding to the loop"
     )
@@ -122,8 +125,17 @@ class LinkSettings(_Model):
     )
     dedup_window: int = Field(default=4096, ge=1, description="message ids remembered")
     max_payload_bytes: int = Field(default=256 * 1024, ge=256)
-    max_pending_publishes: int = Field(
-        default=10_000, ge=1, description="publishes held while disconnected"
+    fallback_brokers: list[BrokerSettings] = Field(
+        default_factory=list, description="brokers to fail over to, in order of preference"
+    )
+    failover_after_seconds: float = Field(
+        default=10.0, gt=0, description="move to the next broker after this long unreachable"
+    )
+    failback_check_seconds: float = Field(
+        default=30.0, gt=0, description="how often a fallback link probes the preferred broker"
+    )
+    presence: bool = Field(
+        default=True, description="retained online status on connect, offline will and stop"
     )
 
 

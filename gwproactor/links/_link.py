@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,10 +19,10 @@ from gwproactor.links._dedup import DedupWindow
 from gwproactor.links._state import LinkInput, LinkState, transition
 from gwproactor.message import Ack, Event, Header, Message, Ping
 from gwproactor.mqtt import QOS, Transport, TransportListener
-from gwproactor.names import TOPIC_ROOT, topic_for
+from gwproactor.names import TOPIC_ROOT, status_topic, topic_for
 from gwproactor.stats import LinkStats
 
-__all__ = ("Link", "LinkOwner", "TransportFactory")
+__all__ = ("Link", "LinkOwner", "TransportFactory", "presence_payload")
 
 _ACK = Ack.type_name
 _PING = Ping.type_name
@@ -53,8 +54,19 @@ class LinkOwner(Protocol):
     def on_link_connect_failed(self, link: Link, reason: str) -> None:
         """One attempt to connect failed; the transport retries after its backoff."""
 
+    def on_link_broker_changed(self, link: Link, broker: str) -> None:
+        """The link failed over (or back) to another broker."""
+
+    def on_link_presence(self, link: Link, presence: str) -> None:
+        """The peer's retained presence changed (``online``/``offline``)."""
+
 
 TransportFactory = Callable[["Link", TransportListener], Transport]
+
+
+def presence_payload(gateway: str, online: bool) -> bytes:
+    """The retained JSON on ``gw/<gateway>/status``."""
+    return json.dumps({"gateway": gateway, "state": "online" if online else "offline"}).encode()
 
 
 class Link(TransportListener):
@@ -94,6 +106,9 @@ class Link(TransportListener):
         self._dedup = DedupWindow(settings.dedup_window)
         self._gw_prefix = TOPIC_ROOT + "/"
         self.subscription = topic_for(settings.peer, gateway, "#")
+        self.status_topic = status_topic(gateway)
+        self.peer_status_topic = status_topic(settings.peer)
+        self.peer_presence = "unknown"
         self.last_heard = 0.0  # monotonic
         self.last_sent = 0.0
         self.last_heard_wall = 0.0  # wall clock, for status pages only
@@ -109,6 +124,8 @@ class Link(TransportListener):
 
     def start(self) -> None:
         self.transport.subscribe(self.subscription, self.qos)
+        if self.settings.presence:
+            self.transport.subscribe(self.peer_status_topic, self.qos)
         self._input(LinkInput.start_called)
         self.transport.start()
 
@@ -118,6 +135,14 @@ class Link(TransportListener):
         self._input(LinkInput.stop_called)
         self._cancel_timers()
         self._acks.cancel_all()
+        if self.settings.presence and self.transport.connected:
+            # A clean stop says so itself; the will covers the unclean ones.
+            self.transport.publish(
+                self.status_topic,
+                presence_payload(self.gateway, False),
+                QOS.AtLeastOnce,
+                retain=True,
+            )
         await self.transport.stop()
 
     @property
@@ -207,6 +232,13 @@ class Link(TransportListener):
             return
         self._all_subscribed = False
         self._connected_at = self._clock()
+        if self.settings.presence:
+            self.transport.publish(
+                self.status_topic,
+                presence_payload(self.gateway, True),
+                QOS.AtLeastOnce,
+                retain=True,
+            )
         self._input(LinkInput.mqtt_connected)
         self._arm_poll()
         self._arm_silence()
@@ -226,6 +258,9 @@ class Link(TransportListener):
     def on_transport_connect_failed(self, reason: str) -> None:
         self._owner.on_link_connect_failed(self, reason)
 
+    def on_transport_broker_changed(self, broker: str) -> None:
+        self._owner.on_link_broker_changed(self, broker)
+
     def on_transport_suback(self, topic: str, granted: bool) -> None:
         if not granted:
             self._owner.on_link_problem(self, "subscribe", f"broker refused {topic}")
@@ -237,7 +272,12 @@ class Link(TransportListener):
         if not topic.startswith(self._gw_prefix):
             self.stats.raw_in += 1
             self._owner.on_link_raw_message(self, topic, payload)
-            return
+        elif topic == self.peer_status_topic:
+            self._on_presence(payload)
+        else:
+            self._on_gw_message(topic, payload)
+
+    def _on_gw_message(self, topic: str, payload: bytes) -> None:
         result = self.codec.decode(topic, payload)
         if isinstance(result, Err):
             error = result.err_value
@@ -282,6 +322,20 @@ class Link(TransportListener):
             self._owner.on_link_message(self, message)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _publish_presence(self, *, online: bool) -> None:
+        payload = presence_payload(self.gateway, online)
+        self.transport.publish(self.status_topic, payload, QOS.AtLeastOnce, retain=True)
+
+    def _on_presence(self, payload: bytes) -> None:
+        try:
+            presence = str(json.loads(payload)["state"])
+        except (ValueError, KeyError, TypeError):
+            self.stats.decode_errors["presence"] += 1
+            return
+        if presence != self.peer_presence:
+            self.peer_presence = presence
+            self._owner.on_link_presence(self, presence)
 
     def _subscribed(self) -> None:
         self._all_subscribed = True

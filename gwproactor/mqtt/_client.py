@@ -19,6 +19,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -30,10 +31,12 @@ from paho.mqtt.client import (
     MQTTMessage,
 )
 from paho.mqtt.enums import CallbackAPIVersion, LogLevel, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gwproactor.config import QOS, BrokerSettings
+from gwproactor.mqtt._failover import BrokerSelector, probe_broker
 from gwproactor.mqtt._types import Backoff, TransportListener
 from gwproactor.stats import LinkStats
 
@@ -58,12 +61,18 @@ class MQTTClientWrapper:
         client_id: str,
         listener: TransportListener,
         *,
+        fallback_brokers: Sequence[BrokerSettings] = (),
+        failover_after_seconds: float = 10.0,
+        failback_check_seconds: float = 30.0,
+        will: tuple[str, bytes] | None = None,
         executor: Executor | None = None,
         stats: LinkStats | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.name = name
-        self.settings = settings
+        self._selector = BrokerSelector([settings, *fallback_brokers], failover_after_seconds)
+        self.failback_check_seconds = failback_check_seconds
+        self._will = will
         self.client_id = client_id
         self._listener = listener
         self._executor = executor
@@ -92,8 +101,20 @@ class MQTTClientWrapper:
         self.last_error = ""
         self._connect_error = ""
         self._attempt_reported = False
+        self._switch_now = False
+        self._failback_task: asyncio.Task[None] | None = None
 
     # -- public, loop-only ----------------------------------------------------------------
+
+    @property
+    def settings(self) -> BrokerSettings:
+        """The broker in use now (the preferred one unless failed over)."""
+        return self._selector.current
+
+    @property
+    def broker_index(self) -> int:
+        """0 for the preferred broker, else the position in ``fallback_brokers`` + 1."""
+        return self._selector.index
 
     @property
     def connected(self) -> bool:
@@ -128,6 +149,7 @@ class MQTTClientWrapper:
         if task is None or self._stop_requested is None:
             return
         self._stop_requested.set()
+        self._cancel_failback()
         if self._connected and self._client is not None:
             self._client.disconnect()
             self._after_io()
@@ -195,10 +217,16 @@ class MQTTClientWrapper:
                 finally:
                     stop_wait.cancel()
                     lost_wait.cancel()
+                self._cancel_failback()
                 if self._good_connection:
                     self._backoff.reset()
+            elif self._selector.failed():
+                self._use_broker(self._selector.index)
             if self._stop_requested.is_set():
                 break
+            if self._switch_now:
+                self._switch_now = False
+                continue
             delay = self._backoff.next_delay()
             self._log.debug("reconnecting to %s in %.2f s", self.broker_label, delay)
             with contextlib.suppress(TimeoutError):
@@ -224,7 +252,50 @@ class MQTTClientWrapper:
             if not self._attempt_reported:
                 self._connect_failed(self._connect_error or "closed before CONNACK")
             self._teardown_socket()
-        return accepted
+            return False
+        self._selector.connected()
+        if not self._selector.on_preferred and self._loop is not None:
+            self._failback_task = self._loop.create_task(
+                self._failback(), name=f"link[{self.name}].failback"
+            )
+        return True
+
+    # -- failover -------------------------------------------------------------------------
+
+    def _use_broker(self, index: int) -> None:
+        """Switch to broker ``index`` (the connection is already gone): a new paho client,
+        since TLS and credentials may differ per broker."""
+        if index != self._selector.index:
+            self._selector.move_to(index)
+        self._client = self._make_client()
+        self._backoff.reset()
+        self.stats.broker_switches += 1
+        self._log.warning("link %s now uses broker %s", self.name, self.broker_label)
+        self._listener.on_transport_broker_changed(self.broker_label)
+
+    async def _failback(self) -> None:
+        """While on a fallback broker: probe the preferred one now and then with a separate
+        connection; once it answers, reconnect there."""
+        assert self._loop is not None
+        preferred = self._selector.brokers[0]
+        while self._connected:
+            await asyncio.sleep(self.failback_check_seconds)  # the probe period itself
+            healthy = await self._loop.run_in_executor(
+                self._executor, probe_broker, preferred, f"{self.client_id}-probe"
+            )
+            if healthy and self._connected:
+                self._log.info("preferred broker %s:%s is back", preferred.host, preferred.port)
+                self._selector.move_to(0)
+                self._switch_now = True
+                self._failback_task = None
+                self.request_reconnect()
+                self._use_broker(0)
+                return
+
+    def _cancel_failback(self) -> None:
+        task, self._failback_task = self._failback_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
     async def _connect_and_wait(self, client: Client) -> bool:
         assert self._loop is not None and self._connack is not None
@@ -266,15 +337,21 @@ class MQTTClientWrapper:
     def _ext_connect(self, client: Client) -> None:
         """Runs in an executor thread: the blocking TCP connect, TLS handshake, CONNECT."""
         settings = self.settings
+        properties: Properties | None = None
         if settings.protocol == "5":
             clean_start: Any = bool(settings.clean_session)
+            if not settings.clean_session:
+                # Without an expiry interval an MQTT 5 session ends with the connection.
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = settings.session_expiry_seconds
         else:
-            clean_start = MQTT_CLEAN_START_FIRST_ONLY
+            clean_start = MQTT_CLEAN_START_FIRST_ONLY  # 3.1.1: set on the client instead
         client.connect(
             settings.host,
             settings.port,
             keepalive=settings.keepalive_seconds,
             clean_start=clean_start,
+            properties=properties,
         )
 
     def _connect_failed(self, reason: str) -> None:
@@ -500,6 +577,8 @@ class MQTTClientWrapper:
                 ),
             )
             client.tls_insecure_set(not tls.check_hostname)
+        if self._will is not None:
+            client.will_set(self._will[0], self._will[1], qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from gwproactor.config import BrokerSettings
@@ -34,6 +35,10 @@ class MQTTClients:
         *,
         upstream: bool = False,
         primary_peer: bool = False,
+        fallback_brokers: Sequence[BrokerSettings] = (),
+        failover_after_seconds: float = 10.0,
+        failback_check_seconds: float = 30.0,
+        will: tuple[str, bytes] | None = None,
         stats: LinkStats | None = None,
         logger: logging.Logger | None = None,
     ) -> MQTTClientWrapper:
@@ -41,7 +46,18 @@ class MQTTClients:
             raise ValueError(f"MQTT client {name!r} exists already")
         if self._executor is not None:
             raise RuntimeError("add every client before the first one starts")
-        client = MQTTClientWrapper(name, settings, client_id, listener, stats=stats, logger=logger)
+        client = MQTTClientWrapper(
+            name,
+            settings,
+            client_id,
+            listener,
+            fallback_brokers=fallback_brokers,
+            failover_after_seconds=failover_after_seconds,
+            failback_check_seconds=failback_check_seconds,
+            will=will,
+            stats=stats,
+            logger=logger,
+        )
         self.clients[name] = client
         if upstream:
             self.upstream_client = name

@@ -38,6 +38,9 @@ class TransportListener(Protocol):
     def on_transport_connect_failed(self, reason: str) -> None:
         """An attempt to connect failed (refused, TLS, timeout); another follows."""
 
+    def on_transport_broker_changed(self, broker: str) -> None:
+        """The transport failed over (or back) to another broker."""
+
     def on_transport_suback(self, topic: str, granted: bool) -> None:
         """A SUBACK for one subscription (``granted`` False: the broker refused it)."""
 

@@ -81,7 +81,9 @@ async def test_invalid_input_is_counted_and_changes_nothing() -> None:
 
 
 def _gateways(broker: MemoryBroker, **link: Any) -> tuple[Proactor, Proactor]:
-    parent_settings, child_settings = pair_settings(BrokerSettings(), **link)
+    # Presence (the retained status topic) is a subscription of its own; these tests
+    # count SUBACKs of the gateway subscriptions only.
+    parent_settings, child_settings = pair_settings(BrokerSettings(), presence=False, **link)
     return (
         Proactor(parent_settings, REGISTRY, transport_factory=memory_factory(broker)),
         Proactor(child_settings, REGISTRY, transport_factory=memory_factory(broker)),

@@ -1,0 +1,101 @@
+"""Choosing among a link's brokers: stay, fail over, fail back.
+
+A link may name several brokers in order of preference (hat-event's client follows the
+active server in the same spirit). The link stays on its current broker while it can reach
+it; after ``failover_after_seconds`` of failed attempts it moves to the next one (wrapping
+around). While on a fallback broker it probes the preferred one every
+``failback_check_seconds`` with a separate, throwaway connection, and only once that probe
+gets a CONNACK does it move back: the working connection is never dropped on a guess.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from gwproactor.config import BrokerSettings
+
+__all__ = ("BrokerSelector", "probe_broker")
+
+
+class BrokerSelector:
+    """Which broker to use next. Pure bookkeeping; loop-only."""
+
+    def __init__(
+        self,
+        brokers: Sequence[BrokerSettings],
+        failover_after_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not brokers:
+            raise ValueError("a link needs at least one broker")
+        self.brokers = list(brokers)
+        self.failover_after_seconds = failover_after_seconds
+        self.index = 0
+        self.switches = 0
+        self._clock = clock
+        self._failing_since: float | None = None
+
+    @property
+    def current(self) -> BrokerSettings:
+        return self.brokers[self.index]
+
+    @property
+    def on_preferred(self) -> bool:
+        return self.index == 0
+
+    def connected(self) -> None:
+        self._failing_since = None
+
+    def failed(self) -> bool:
+        """Record a failed attempt; True if the selector moved to the next broker."""
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now
+        if len(self.brokers) > 1 and now - self._failing_since >= self.failover_after_seconds:
+            self.move_to((self.index + 1) % len(self.brokers))
+            return True
+        return False
+
+    def move_to(self, index: int) -> None:
+        self.index = index
+        self.switches += 1
+        self._failing_since = None
+
+
+def probe_broker(broker: BrokerSettings, client_id: str) -> bool:
+    """Blocking (run it in an executor): whether ``broker`` accepts an MQTT connection
+    within its connect timeout. Uses its own client, so the link's connection is untouched."""
+    client = Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.connect_timeout = broker.connect_timeout_seconds
+    if broker.username is not None:
+        password = broker.password.get_secret_value() if broker.password else None
+        client.username_pw_set(broker.username, password)
+    if broker.tls.enabled:
+        tls = broker.tls
+        client.tls_set(
+            ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
+            certfile=str(tls.certfile) if tls.certfile else None,
+            keyfile=str(tls.keyfile) if tls.keyfile else None,
+            keyfile_password=tls.keyfile_password.get_secret_value()
+            if tls.keyfile_password
+            else None,
+        )
+    accepted = threading.Event()
+    client.on_connect = lambda _c, _u, _f, reason, _p: None if reason.is_failure else accepted.set()
+    deadline = time.monotonic() + broker.connect_timeout_seconds
+    try:
+        client.connect(broker.host, broker.port, keepalive=max(5, broker.keepalive_seconds))
+        while not accepted.is_set() and time.monotonic() < deadline:
+            if client.loop(timeout=0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+    except (OSError, ValueError):
+        return False
+    finally:
+        client.disconnect()
+        client._reset_sockets()  # paho has no public close(); this is what its __del__ calls
+    return accepted.is_set()
