@@ -628,6 +628,7 @@ class Proactor(ServicesInterface):
         self.watchdog.pat_threadsafe(name)
 
     def _on_stall(self, name: str, silent_seconds: float) -> None:
+        self.patter.set_status(self.status_line())
         if self.hub:
             self.hub.emit("watchdog.stalled", name, {"silent_seconds": silent_seconds})
         self.report_problem(
@@ -635,6 +636,7 @@ class Proactor(ServicesInterface):
         )
 
     def _on_recover(self, name: str) -> None:
+        self.patter.set_status(self.status_line())
         if self.hub:
             self.hub.emit("watchdog.recovered", name, {})
         self._lifecycle.info("watchdog: %s alive again", name)
