@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -84,10 +85,9 @@ async def test_ready_status_watchdog_stopping_in_order(
     env.update(
         NOTIFY_SOCKET=str(notify.path),
         WATCHDOG_USEC="400000",  # pats expected every 0.2 s
-        WATCHDOG_PID=str(0),  # replaced below once we know the pid; 0 never matches
         PYTHONPATH=str(ROOT),
     )
-    env.pop("WATCHDOG_PID")
+    env.pop("WATCHDOG_PID", None)
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -110,12 +110,12 @@ async def test_ready_status_watchdog_stopping_in_order(
         status = await notify.until("STATUS=")
         assert "cloud" in status
         # WATCHDOG=1 keeps coming at about half WATCHDOG_USEC.
-        pats = []
+        pats: list[float] = []
         while len(pats) < 5:
             text = await notify.next()
             if "WATCHDOG=1" in text:
                 pats.append(time.monotonic())
-        gaps = [b - a for a, b in zip(pats, pats[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(pats)]
         assert max(gaps) < 1.0, gaps
         # A stalled thread actor stops the pats.
         (tmp_path / "stall").touch()
