@@ -23,6 +23,7 @@ __all__ = (
     "StateError",
     "StoreError",
     "StoreFullError",
+    "WebServerError",
 )
 
 
@@ -78,6 +79,10 @@ class ConnectError(LinkError):
 
 class StoreError(ProactorError):
     """The event store could not perform an operation."""
+
+
+class WebServerError(ProactorError):
+    """A web server could not start (address in use, permission denied, bad host)."""
 
 
 class StoreFullError(StoreError):

@@ -1,4 +1,4 @@
-"""The ``gwproactor`` command: run, demo, config (and status, events with the daemon)."""
+"""The ``gwproactor`` command: run, demo, config, status, events."""
 
 from __future__ import annotations
 
@@ -39,7 +39,33 @@ def _parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="validate a config and show where values came from")
     config.add_argument("config", type=Path)
     config.add_argument("--env-file", type=Path, default=Path(".env"))
+
+    status = commands.add_parser("status", help="show the status of a running gateway")
+    status.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
+
+    events = commands.add_parser("events", help="query a running gateway's event store")
+    events.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
+    events.add_argument("--pattern", default=None, help="type pattern: gw.?.state, gw.*")
+    events.add_argument("--limit", type=int, default=None, help="at most this many (100)")
+    events.add_argument("--start", type=_time_ns, default=None, help="from (ISO time or ns)")
+    events.add_argument("--end", type=_time_ns, default=None, help="before (ISO time or ns)")
+    which = events.add_mutually_exclusive_group()
+    which.add_argument("--pending", dest="pending", action="store_const", const=True)
+    which.add_argument("--archived", dest="pending", action="store_const", const=False)
+    events.add_argument("--json", action="store_true", help="print the raw JSON")
+    events.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
     return parser
+
+
+def _time_ns(text: str) -> int:
+    from gwproactor.cli._events import parse_time_ns
+
+    try:
+        return parse_time_ns(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +83,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gwproactor.cli._config import config_command
 
         return config_command(args.config, args.env_file, console)
+    if args.command == "status":
+        from gwproactor.cli._status import status_command
+
+        return status_command(args.url, as_json=args.json, timeout=args.timeout, console=console)
+    if args.command == "events":
+        from gwproactor.cli._events import events_command
+
+        return events_command(
+            args.url,
+            pattern=args.pattern,
+            limit=args.limit,
+            start_ns=args.start,
+            end_ns=args.end,
+            pending=args.pending,
+            as_json=args.json,
+            timeout=args.timeout,
+            console=console,
+        )
     return 2
 
 

@@ -26,22 +26,13 @@ from rich.table import Table
 from rich.text import Text
 
 from gwproactor.actors_registry import default_registry
+from gwproactor.cli._status import STATE_STYLE
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError
 from gwproactor.listeners import CommEvent
 from gwproactor.logging_setup import setup_logging
 from gwproactor.proactor import Proactor
 from gwproactor.testing import Mosquitto, MosquittoError
-
-_STATE_STYLE = {
-    "active": "bold green",
-    "awaiting_peer": "yellow",
-    "awaiting_setup": "yellow",
-    "awaiting_setup_and_peer": "yellow",
-    "connecting": "red",
-    "not_started": "dim",
-    "stopped": "dim",
-}
 
 
 def demo_command(args: argparse.Namespace, console: Console) -> int:
@@ -235,7 +226,7 @@ class Demo:
                     proactor.name,
                     link.name,
                     link.peer,
-                    Text(link.state.value, style=_STATE_STYLE.get(link.state.value, "")),
+                    Text(link.state.value, style=STATE_STYLE.get(link.state.value, "")),
                     str(received),
                     str(sum(stats.messages_out.values())),
                     f"{self._rate(proactor.name + link.name, received):.0f}",

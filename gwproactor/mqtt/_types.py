@@ -78,6 +78,9 @@ class Transport(Protocol):
 
     def resume_reading(self) -> None: ...
 
+    def request_reconnect(self) -> None:
+        """Drop the connection now; the transport reconnects by itself."""
+
 
 class Backoff:
     """Capped exponential backoff with jitter, reset after a good connection.

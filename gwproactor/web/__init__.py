@@ -1,5 +1,25 @@
-"""The gateway's HTTP side: aiohttp servers on the proactor's own loop."""
+"""The gateway's HTTP side: aiohttp servers on the proactor's own loop.
 
-from gwproactor.web._manager import WebManager
+Built-in routes of the ``gateway`` server (when ``settings.web.enabled``): ``/``,
+``/livez``, ``/readyz``, ``/status``, ``/metrics``, ``/events`` and
+``POST /actions/reconnect/{link}`` (bearer token). See :class:`WebManager`.
+"""
 
-__all__ = ("WebManager",)
+from gwproactor.web._manager import (
+    GATEWAY_SERVER,
+    RouteConfig,
+    ServerConfig,
+    WebManager,
+    WebServerError,
+)
+from gwproactor.web._metrics import METRIC_NAMES, render_metrics
+
+__all__ = (
+    "GATEWAY_SERVER",
+    "METRIC_NAMES",
+    "RouteConfig",
+    "ServerConfig",
+    "WebManager",
+    "WebServerError",
+    "render_metrics",
+)

@@ -1,39 +1,226 @@
 """Named aiohttp servers and routes, run on the proactor's loop (no second loop thread).
 
-(Interface in place; the built-in routes and the server are filled in by the web work.)
+The ``gateway`` server is configured from ``settings.web`` when ``web.enabled`` and carries
+the built-in routes (:mod:`gwproactor.web._routes`); actors may add their own servers and
+routes. Every route that changes state sits behind the bearer token (:mod:`._auth`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gwproactor.communicator import HTTPHandler
+from gwproactor.errors import StateError, WebServerError
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from gwproactor.proactor import Proactor
 
-__all__ = ("WebManager",)
+__all__ = ("GATEWAY_SERVER", "RouteConfig", "ServerConfig", "WebManager", "WebServerError")
+
+GATEWAY_SERVER = "gateway"
+"""The name of the built-in server configured from ``settings.web``."""
+
+_SITE_KWARGS = frozenset({"ssl_context", "backlog", "reuse_address", "reuse_port"})
+_APP_KWARGS = frozenset({"client_max_size"})
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost, or "" (every interface)
+
+
+_READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_mutating(method: str, flag: bool | None) -> bool:
+    """Whether a route needs the token: ``flag`` when given, else any method that is not
+    GET, HEAD or OPTIONS (a safe default for handlers added by actors)."""
+    if flag is not None:
+        return flag
+    return method.upper() not in _READ_ONLY_METHODS
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    """One named server. ``port`` 0 picks a free port (see :meth:`WebManager.bound_port`)."""
+
+    name: str
+    host: str
+    port: int
+    enabled: bool = True
+    site_kwargs: dict[str, Any] = field(default_factory=dict)
+    app_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RouteConfig:
+    """One route; ``kwargs`` go to aiohttp's ``router.add_route``."""
+
+    server: str
+    method: str
+    path: str
+    handler: HTTPHandler
+    mutating: bool
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}" + (" (token)" if self.mutating else "")
 
 
 class WebManager:
     """Loop-only. ``add_server``/``add_route`` before ``start``; ``start`` after actors,
-    ``stop`` first at shutdown (so no request sees a half-stopped gateway)."""
+    ``stop`` first at shutdown (so no request sees a half-stopped gateway).
+
+    ``start`` may follow ``stop`` (each start builds fresh applications from the configs).
+    """
 
     def __init__(self, proactor: Proactor) -> None:
+        # Cheap, no I/O: configs only. Sockets are bound in start().
         self._proactor = proactor
-        self.servers: dict[str, dict[str, Any]] = {}
-        self.routes: list[tuple[str, str, str, HTTPHandler, dict[str, Any]]] = []
+        self._log = proactor.logger.child("web")
+        self.servers: dict[str, ServerConfig] = {}
+        self.routes: list[RouteConfig] = []
+        self._runners: dict[str, web.AppRunner] = {}
+        settings = proactor.settings.web
+        if settings.enabled:
+            # aiohttp is imported only by gateways that serve HTTP (start-up time, memory).
+            from gwproactor.web._routes import GatewayRoutes
+
+            self.add_server(GATEWAY_SERVER, settings.host, settings.port)
+            for route in GatewayRoutes(proactor).routes():
+                self.add_route(
+                    GATEWAY_SERVER, route.method, route.path, route.handler, mutating=route.mutating
+                )
+
+    # -- configuration ----------------------------------------------------------------------
 
     def add_server(self, name: str, host: str, port: int, **kwargs: Any) -> None:
-        self.servers[name] = {"host": host, "port": port, **kwargs}
+        """Configure server ``name`` on ``host:port`` (port 0: any free port). ``kwargs``:
+        ``enabled`` (default True), ``client_max_size`` (the aiohttp application's), and
+        TCPSite's ``ssl_context``, ``backlog``, ``reuse_address``, ``reuse_port``.
+
+        Raises ValueError for a name already configured, TypeError for another keyword,
+        StateError while running. Loop-only, not thread-safe.
+        """
+        self._require_stopped("add_server")
+        if name in self.servers:
+            raise ValueError(f"web server {name!r} is already configured")
+        enabled = bool(kwargs.pop("enabled", True))
+        unknown = set(kwargs) - _SITE_KWARGS - _APP_KWARGS
+        if unknown:
+            raise TypeError(f"add_server: unexpected keyword(s) {sorted(unknown)}")
+        self.servers[name] = ServerConfig(
+            name,
+            host,
+            port,
+            enabled,
+            site_kwargs={k: v for k, v in kwargs.items() if k in _SITE_KWARGS},
+            app_kwargs={k: v for k, v in kwargs.items() if k in _APP_KWARGS},
+        )
 
     def add_route(
         self, server_name: str, method: str, path: str, handler: HTTPHandler, **kwargs: Any
     ) -> None:
-        self.routes.append((server_name, method, path, handler, kwargs))
+        """Serve ``handler`` for ``method path`` on server ``server_name``. A route for a
+        server that is not configured when ``start`` runs is ignored (logged at DEBUG), as
+        in the seed API, so actors can offer routes that a site may not serve.
+
+        ``mutating=True`` puts the route behind the bearer token (``settings.web.token``,
+        on every server; with no token configured such routes answer 403); by default every method
+        other than GET/HEAD/OPTIONS is mutating. Other ``kwargs`` go to aiohttp's
+        ``add_route`` (``name``, ``expect_handler``). Raises ValueError for a route already
+        added, StateError while running. Loop-only, not thread-safe.
+        """
+        self._require_stopped("add_route")
+        method = method.upper()
+        mutating = is_mutating(method, kwargs.pop("mutating", None))
+        if any((r.server, r.method, r.path) == (server_name, method, path) for r in self.routes):
+            raise ValueError(f"route {method} {path} on {server_name!r} is already added")
+        self.routes.append(RouteConfig(server_name, method, path, handler, mutating, kwargs))
+
+    def route_strings(self) -> dict[str, list[str]]:
+        """``{server: ["GET /livez", "POST /actions/reconnect/{link} (token)", ...]}`` for
+        every configured server (the seed's ``get_web_server_route_strings``)."""
+        return {name: [str(r) for r in self.routes if r.server == name] for name in self.servers}
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return bool(self._runners)
 
     async def start(self) -> None:
-        return None
+        """Bind and serve every enabled server. Returns when all are listening.
+
+        Raises WebServerError (the OSError chained) if one cannot bind; the servers already
+        started are stopped first, so a failed start leaves nothing listening. StateError if
+        already running. Cancellation stops what was started.
+        """
+        self._require_stopped("start")
+        for route in self.routes:
+            config = self.servers.get(route.server)
+            if config is None or not config.enabled:
+                self._log.debug("web: %s for unconfigured server %r ignored", route, route.server)
+        from gwproactor.web._server import start_server
+
+        try:
+            for config in self.servers.values():
+                if config.enabled:
+                    self._runners[config.name] = await start_server(self, config)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
-        return None
+        """Stop every server, in reverse start order: stop listening, let requests in
+        progress finish for up to ``stop_timeout_seconds``, then cancel them. Bounded,
+        idempotent, never raises for one server's failure (logged; the others still
+        stop). Shielded: a cancelled caller does not leave a server half-closed."""
+        await asyncio.shield(self._stop_all())
+
+    async def _stop_all(self) -> None:
+        timeout = self._proactor.settings.stop_timeout_seconds
+        while self._runners:
+            name, runner = self._runners.popitem()
+            try:
+                # aiohttp bounds in-flight requests by shutdown_timeout; this bound is a
+                # last resort against a handler that ignores cancellation.
+                await asyncio.wait_for(runner.cleanup(), timeout * 2 + 1)
+            except (TimeoutError, OSError, RuntimeError) as e:
+                self._log.error("web server %s did not stop cleanly: %s", name, e)
+            else:
+                self._log.debug("web server %s stopped", name)
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def bound_port(self, name: str = GATEWAY_SERVER) -> int:
+        """The port server ``name`` listens on (the chosen one when configured with 0).
+        Raises StateError unless it is running."""
+        return int(self._address(name)[1])
+
+    def base_url(self, name: str = GATEWAY_SERVER) -> str:
+        """``http://<bound host>:<port>`` of a running server. Raises StateError."""
+        host, port = self._address(name)[:2]
+        host = f"[{host}]" if ":" in host else host
+        scheme = "https" if self.servers[name].site_kwargs.get("ssl_context") else "http"
+        return f"{scheme}://{host}:{port}"
+
+    def _address(self, name: str) -> tuple[Any, ...]:
+        runner = self._runners.get(name)
+        addresses = runner.addresses if runner is not None else []
+        if not addresses:
+            raise StateError(f"web server {name!r} is not running")
+        return tuple(addresses[0])
+
+    def _require_stopped(self, what: str) -> None:
+        if self._runners:
+            raise StateError(f"web: {what} while servers are running")

@@ -1,0 +1,161 @@
+"""Prometheus text exposition (format 0.0.4) of a gateway's status snapshot.
+
+Written by hand rather than with prometheus_client: the numbers already live in
+``Proactor.status()``, a registry would be a second copy of them, and the runtime should not
+depend on a metrics library. Every family has HELP and TYPE lines; counters end in
+``_total``; label values are escaped as the format requires.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from gwproactor.links import LinkState
+
+__all__ = ("CONTENT_TYPE", "METRIC_NAMES", "render_metrics")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PREFIX = "gwproactor_"
+
+Sample = tuple[Mapping[str, str], float]
+_Add = Callable[..., None]
+
+# name -> (type, help). The order here is the order of the exposition.
+_FAMILIES: dict[str, tuple[str, str]] = {
+    "info": ("gauge", "always 1; the gateway's name and lifecycle state as labels"),
+    "ready": ("gauge", "1 when the gateway is running and every link is active"),
+    "uptime_seconds": ("gauge", "seconds since the gateway finished starting"),
+    "link_state": ("gauge", "1 for the link's current state, 0 for the others"),
+    "link_active": ("gauge", "1 when the link is active"),
+    "link_messages_in_total": ("counter", "messages received, by link and message type"),
+    "link_messages_out_total": ("counter", "messages sent, by link and message type"),
+    "link_decode_errors_total": ("counter", "payloads that could not be decoded, by reason"),
+    "link_reconnects_total": ("counter", "broker reconnections after the first connect"),
+    "link_acks_pending": ("gauge", "ack-required messages sent and not yet acknowledged"),
+    "link_seconds_since_heard": ("gauge", "seconds since a valid message from the peer"),
+    "receive_queue_depth": ("gauge", "messages waiting in the receive queue"),
+    "receive_queue_max": ("gauge", "receive queue depth at which links stop reading"),
+    "receive_queue_paused": ("gauge", "1 while links are paused because the queue is full"),
+    "receive_queue_high_water": ("gauge", "largest receive queue depth seen"),
+    "store_pending_events": ("gauge", "events stored and awaiting an upstream ack"),
+    "store_pending_bytes": ("gauge", "bytes of the events awaiting an upstream ack"),
+    "store_archived_events": ("gauge", "events archived (received from downstream)"),
+    "events_generated_total": ("counter", "events this gateway generated"),
+    "events_received_total": ("counter", "new events received from downstream links"),
+    "events_duplicate_total": ("counter", "events received again (already archived)"),
+    "uploader_in_flight": ("gauge", "events sent upstream and awaiting their ack"),
+    "dispatched_total": ("counter", "messages handed to communicators"),
+    "handler_errors_total": ("counter", "messages a communicator failed on, by communicator"),
+    "watchdog_satisfied": ("gauge", "1 when no monitored name is stalled"),
+    "watchdog_stalled": ("gauge", "1 for a monitored name that has gone silent"),
+    "watchdog_silent_seconds": ("gauge", "seconds since the monitored name last patted"),
+    "problems_reported_total": ("counter", "problems reported (before rate limiting)"),
+}
+
+METRIC_NAMES: tuple[str, ...] = tuple(PREFIX + name for name in _FAMILIES)
+"""Every metric family name this module can emit (a family with no sample is omitted)."""
+
+
+def render_metrics(status: Mapping[str, Any]) -> str:
+    """The exposition of ``status`` (a ``Proactor.status()`` snapshot). Pure; never raises
+    for a snapshot of that shape."""
+    samples = _samples(status)
+    lines: list[str] = []
+    for name, (kind, help_text) in _FAMILIES.items():
+        family = samples.get(name)
+        if not family:
+            continue
+        full = PREFIX + name
+        lines.append(f"# HELP {full} {_escape_help(help_text)}")
+        lines.append(f"# TYPE {full} {kind}")
+        lines.extend(f"{full}{_labels(labels)} {_number(value)}" for labels, value in family)
+    return "\n".join(lines) + "\n"
+
+
+def _samples(status: Mapping[str, Any]) -> dict[str, list[Sample]]:
+    out: dict[str, list[Sample]] = {name: [] for name in _FAMILIES}
+
+    def add(metric: str, value: float | bool | None, **labels: str) -> None:
+        if value is not None:
+            out[metric].append((labels, float(value)))
+
+    add("info", 1, gateway=str(status["gateway"]), state=str(status["state"]))
+    add("ready", status["ready"])
+    add("uptime_seconds", status["uptime_seconds"])
+    for link_name, link in status["links"].items():
+        _link_samples(add, link_name, link)
+    queue = status["receive_queue"]
+    add("receive_queue_depth", queue["depth"])
+    add("receive_queue_max", queue["max"])
+    add("receive_queue_paused", queue["paused"])
+    add("receive_queue_high_water", queue["high_water"])
+    store = status["store"]
+    add("store_pending_events", store["pending_count"])
+    add("store_pending_bytes", store["pending_bytes"])
+    add("store_archived_events", store["archive_count"])
+    stats = status["stats"]
+    add("events_generated_total", stats["events_generated"])
+    add("events_received_total", stats["events_received"])
+    add("events_duplicate_total", stats["events_duplicate"])
+    add("dispatched_total", stats["dispatched"])
+    add("problems_reported_total", stats["problems_reported"])
+    for actor, errors in _sorted(stats["handler_errors"]):
+        add("handler_errors_total", errors, communicator=actor)
+    uploader = status["uploader"]
+    if uploader is not None:
+        add("uploader_in_flight", uploader["in_flight"], link=str(uploader["link"]))
+    watchdog = status["watchdog"]
+    add("watchdog_satisfied", watchdog["satisfied"])
+    for name, entry in _sorted(watchdog["names"]):
+        add("watchdog_stalled", entry["stalled"], name=name)
+        add("watchdog_silent_seconds", entry["silent_seconds"], name=name)
+    return out
+
+
+def _link_samples(add: _Add, link_name: str, link: Mapping[str, Any]) -> None:
+    current = link["state"]
+    for state in LinkState:
+        add("link_state", state.value == current, link=link_name, state=state.value)
+    add("link_active", link["active"], link=link_name)
+    stats = link["stats"]
+    for message_type, count in _sorted(stats["messages_in"]):
+        add("link_messages_in_total", count, link=link_name, type=message_type)
+    for message_type, count in _sorted(stats["messages_out"]):
+        add("link_messages_out_total", count, link=link_name, type=message_type)
+    for reason, count in _sorted(stats["decode_errors"]):
+        add("link_decode_errors_total", count, link=link_name, reason=reason)
+    add("link_reconnects_total", stats["reconnects"], link=link_name)
+    add("link_acks_pending", link["acks_pending"], link=link_name)
+    add("link_seconds_since_heard", link["seconds_since_heard"], link=link_name)
+
+
+def _sorted(mapping: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    # Stable output: scrapes diff cleanly and tests can compare text.
+    return sorted(mapping.items())
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{key}="{_escape_label(value)}"' for key, value in labels.items())
+    return "{" + inner + "}"
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)

@@ -1,0 +1,140 @@
+"""/status and /metrics on real gateways: they follow the links and the counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from gwproactor import LinkState, Proactor
+from gwproactor.mqtt import MemoryBroker
+from gwproactor.web import METRIC_NAMES, render_metrics
+from tests.helpers import TIMEOUT, Counted, Hello, running, wait_active, wait_until
+from tests.web._support import get_json, get_text, memory_pair
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _parse(text: str) -> tuple[dict[str, str], Samples]:
+    """(family name -> type, (sample name, sorted labels) -> value) via prometheus_client."""
+    types: dict[str, str] = {}
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        types[family.name] = family.type
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return types, samples
+
+
+async def test_status_matches_link_states_as_they_change(http: aiohttp.ClientSession) -> None:
+    broker = MemoryBroker()
+    parent, child = memory_pair(broker)
+    async with running(child):
+        status, body = await get_json(http, child, "/status")
+        assert status == 200
+        assert body["gateway"] == "child"
+        assert body["ready"] is False
+        assert body["links"]["parent"]["state"] == child.link_state("parent")
+        assert body["links"]["parent"]["active"] is False
+        assert body["links"]["parent"]["last_heard"] is None
+        async with running(parent):
+            await wait_active(child, "parent")
+            _, body = await get_json(http, child, "/status")
+            link = body["links"]["parent"]
+            assert (link["state"], link["active"], body["ready"]) == ("active", True, True)
+            assert link["role"] == "upstream"
+            assert link["peer"] == "parent"
+            assert link["last_heard"] is not None
+            assert body["receive_queue"]["max"] == child.settings.receive_queue_max
+            assert body["watchdog"]["satisfied"] is True
+
+
+async def _scrape(
+    http: aiohttp.ClientSession, proactor: Proactor
+) -> tuple[dict[str, str], Samples]:
+    status, content_type, text = await get_text(http, proactor, "/metrics")
+    assert status == 200
+    assert content_type.startswith("text/plain; version=0.0.4")
+    for name in {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}:
+        assert f"# HELP {name} " in text
+    return _parse(text)
+
+
+async def test_metrics_parse_and_match_status(http: aiohttp.ClientSession) -> None:
+    broker = MemoryBroker()
+    parent, child = memory_pair(broker)
+    async with running(parent, child):
+        await wait_active(child, "parent")
+        with child.listener("event.acked") as acks:
+            for n in range(5):
+                await child.generate_event(Counted(n=n))
+            await wait_until(lambda: child.store.pending_count == 0, acks, TIMEOUT)
+        assert child.send_to_peer("parent", Hello(n=1)).is_ok()
+        types, samples = await _scrape(http, child)
+        status: dict[str, Any] = child.status()
+    assert set(types) <= {name.removesuffix("_total") for name in METRIC_NAMES}
+    assert types["gwproactor_link_messages_out"] == "counter"
+    assert types["gwproactor_link_state"] == "gauge"
+    link = status["links"]["parent"]
+    for state in LinkState:
+        key = ("gwproactor_link_state", (("link", "parent"), ("state", state.value)))
+        assert samples[key] == (1.0 if state.value == "active" else 0.0)
+    for message_type, count in link["stats"]["messages_out"].items():
+        key = ("gwproactor_link_messages_out_total", (("link", "parent"), ("type", message_type)))
+        assert samples[key] == count
+    assert (
+        samples[
+            ("gwproactor_link_messages_out_total", (("link", "parent"), ("type", "test.counted")))
+        ]
+        == 5
+    )
+    assert (
+        samples[
+            ("gwproactor_link_messages_out_total", (("link", "parent"), ("type", "test.hello")))
+        ]
+        == 1
+    )
+    assert samples[("gwproactor_events_generated_total", ())] == 5
+    assert samples[("gwproactor_store_pending_events", ())] == 0
+    assert samples[("gwproactor_ready", ())] == 1
+    assert samples[("gwproactor_watchdog_satisfied", ())] == 1
+    assert samples[("gwproactor_watchdog_stalled", (("name", "loop"),))] == 0
+    assert samples[("gwproactor_receive_queue_max", ())] == status["receive_queue"]["max"]
+    assert samples[("gwproactor_link_reconnects_total", (("link", "parent"),))] == 0
+    assert samples[("gwproactor_uploader_in_flight", (("link", "parent"),))] == 0
+    assert samples[("gwproactor_info", (("gateway", "child"), ("state", "running")))] == 1
+
+
+async def test_metrics_while_disconnected_show_backlog_and_state(
+    http: aiohttp.ClientSession,
+) -> None:
+    broker = MemoryBroker()
+    _, child = memory_pair(broker)
+    async with running(child):
+        for n in range(3):
+            await child.generate_event(Counted(n=n))
+        _, samples = await _scrape(http, child)
+        status = child.status()
+    current = status["links"]["parent"]["state"]
+    assert current != "active"
+    states = {
+        dict(labels)["state"]: value
+        for (name, labels), value in samples.items()
+        if name == "gwproactor_link_state"
+    }
+    assert states == {s.value: float(s.value == current) for s in LinkState}
+    assert samples[("gwproactor_ready", ())] == 0
+    assert samples[("gwproactor_store_pending_events", ())] == 3
+    assert samples[("gwproactor_store_pending_bytes", ())] == status["store"]["pending_bytes"] > 0
+
+
+async def test_metrics_escape_label_values() -> None:
+    _, child = memory_pair(MemoryBroker())
+    async with running(child):
+        status = child.status()
+    odd = 'bad "json"\nline two \\ end'
+    status["links"]["parent"]["stats"]["decode_errors"] = {odd: 2}
+    _, samples = _parse(render_metrics(status))
+    key = ("gwproactor_link_decode_errors_total", (("link", "parent"), ("reason", odd)))
+    assert samples[key] == 2
