@@ -1,17 +1,40 @@
 """Actors shipped with gwproactor: simulated hardware, a bridge from device telemetry to
 events, an HTTP poller. They are real examples of the framework, used by the demo."""
 
-from actors.messages import REGISTRY, RelaySet, RelayStateChanged, TemperatureReading
+from actors.bridge import BridgeOptions, BridgeStats, TelemetryBridge
+from actors.http_poller import HttpPoller, PollerOptions, PollError, PollerStats
+from actors.messages import (
+    REGISTRY,
+    DeviceReading,
+    DeviceTelemetry,
+    HttpReading,
+    RelaySet,
+    RelayStateChanged,
+    TemperatureReading,
+)
 from actors.relay import RelayActor, SimulatedRelayDriver
 from actors.thermometer import SimulatedThermometerDriver, ThermometerActor
 
 __all__ = (
     "REGISTRY",
+    # simulated hardware
     "RelayActor",
-    "RelaySet",
-    "RelayStateChanged",
     "SimulatedRelayDriver",
     "SimulatedThermometerDriver",
-    "TemperatureReading",
     "ThermometerActor",
+    # bridge and poller
+    "BridgeOptions",
+    "BridgeStats",
+    "HttpPoller",
+    "PollError",
+    "PollerOptions",
+    "PollerStats",
+    "TelemetryBridge",
+    # messages and events
+    "DeviceReading",
+    "DeviceTelemetry",
+    "HttpReading",
+    "RelaySet",
+    "RelayStateChanged",
+    "TemperatureReading",
 )

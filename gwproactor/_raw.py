@@ -47,10 +47,19 @@ class RawRouter:
         payload_type: type[Payload] | None,
         qos: QOS | None,
     ) -> None:
-        self._routes.setdefault(link.name, []).append(
-            (topic_filter, communicator_name, payload_type)
-        )
+        routes = self._routes.setdefault(link.name, [])
+        # Subscribing again (an actor restarted) replaces the route instead of doubling it.
+        routes[:] = [r for r in routes if (r[0], r[1]) != (topic_filter, communicator_name)]
+        routes.append((topic_filter, communicator_name, payload_type))
         link.subscribe_raw(topic_filter, qos)
+
+    def unsubscribe(self, link: Link, topic_filter: str, communicator_name: str) -> None:
+        """Stop delivering ``topic_filter`` to ``communicator_name``; the MQTT subscription
+        ends when no communicator uses the filter any more."""
+        routes = self._routes.get(link.name, [])
+        routes[:] = [r for r in routes if (r[0], r[1]) != (topic_filter, communicator_name)]
+        if not any(r[0] == topic_filter for r in routes):
+            link.unsubscribe_raw(topic_filter)
 
     @staticmethod
     def publish(
@@ -69,11 +78,10 @@ class RawRouter:
         for topic_filter, target, payload_type in self._routes.get(link.name, ()):
             if not topic_matches(topic_filter, topic):
                 continue
-            if payload_type is None:
-                body: Payload = RawMessage(link=link.name, topic=topic, payload=payload)
-            else:
+            parsed: Payload | None = None
+            if payload_type is not None:
                 try:
-                    body = payload_type.model_validate_json(payload)
+                    parsed = payload_type.model_validate_json(payload)
                 except ValidationError as e:
                     link.stats.raw_decode_errors += 1
                     self._report_problem(
@@ -83,4 +91,5 @@ class RawRouter:
                         error=False,
                     )
                     continue
+            body = RawMessage(link=link.name, topic=topic, payload=payload, parsed=parsed)
             self._put(Message.create(link.name, target, body))

@@ -137,8 +137,12 @@ class ServicesInterface(ABC):
         payload_type: type[Payload] | None = None,
         qos: QOS | None = None,
     ) -> None:
-        """Deliver messages on an MQTT filter outside ``gw/`` to a communicator, as
-        :class:`RawMessage` or validated into ``payload_type``. Loop-only."""
+        """Deliver messages on an MQTT filter outside ``gw/`` to a communicator as
+        :class:`RawMessage` (with ``parsed`` set when ``payload_type`` is given). Loop-only."""
+
+    @abstractmethod
+    def unsubscribe_raw(self, link_name: str, topic_filter: str, communicator_name: str) -> None:
+        """Undo ``subscribe_raw`` for one communicator. Loop-only."""
 
     @abstractmethod
     def publish_raw(

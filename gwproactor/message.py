@@ -133,13 +133,15 @@ class Ping(Payload):
 
 
 class RawMessage(Payload):
-    """A message on a topic outside ``gw/``: the bytes as they came, and where from.
-    Delivered to the communicator that subscribed to a matching filter."""
+    """A message on a topic outside ``gw/``: the bytes as they came, where from, and (for a
+    typed subscription) the payload validated into the subscriber's model. Delivered to the
+    communicator that subscribed to a matching filter."""
 
     type_name: ClassVar[str] = "gw.raw"
     link: str
     topic: str
     payload: bytes
+    parsed: Payload | None = None  # the payload validated into the subscriber's model
 
 
 class Event(Payload):

@@ -472,7 +472,7 @@ class Proactor(ServicesInterface):
             failover_after_seconds=settings.failover_after_seconds,
             failback_check_seconds=settings.failback_check_seconds,
             will=(link.status_topic, presence_payload(self._name, False))
-            if settings.presence
+            if settings.uses_presence
             else None,
             stats=link.stats,
             logger=self._logger.child(f"mqtt.{link.name}"),
@@ -549,10 +549,15 @@ class Proactor(ServicesInterface):
     ) -> None:
         """Deliver messages on ``topic_filter`` (any MQTT filter outside ``gw/``) of link
         ``link_name`` to ``communicator_name``, through the receive queue like any other
-        message. Without ``payload_type`` the communicator gets a :class:`RawMessage`
-        (bytes and topic); with it, the JSON is validated into that model (failures are
-        counted as ``raw_decode_errors`` and reported). Loop-only; before or after start."""
+        message, as a :class:`RawMessage` (bytes, topic, link). With ``payload_type`` the
+        JSON is also validated into that model (``RawMessage.parsed``); failures are counted
+        as ``raw_decode_errors``, reported, and not delivered. Subscribing the same filter
+        for the same communicator again replaces the earlier route. Loop-only."""
         self.raw.subscribe(self.link(link_name), topic_filter, communicator_name, payload_type, qos)
+
+    def unsubscribe_raw(self, link_name: str, topic_filter: str, communicator_name: str) -> None:
+        """Undo :meth:`subscribe_raw` for one communicator. Loop-only."""
+        self.raw.unsubscribe(self.link(link_name), topic_filter, communicator_name)
 
     def publish_raw(
         self,

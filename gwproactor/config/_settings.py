@@ -99,7 +99,7 @@ class BrokerSettings(_Model):
     )
 
 
-LinkRole = Literal["upstream", "downstream", "peer", "admin"]
+LinkRole = Literal["upstream", "downstream", "peer", "admin", "broker"]
 
 
 class LinkSettings(_Model):
@@ -107,10 +107,12 @@ class LinkSettings(_Model):
 
     Roles: ``upstream`` (at most one; events go there and wait for its acks), ``downstream``
     (a child gateway: its events are stored, acknowledged and forwarded upstream), ``peer``
-    and ``admin`` (messages only).
+    and ``admin`` (messages only), and ``broker``: a plain broker with no gateway behind it
+    (field devices publishing raw telemetry); such a link has no peer, sends no pings and is
+    active once connected and subscribed.
     """
 
-    peer: Name
+    peer: Name | None = None
     role: LinkRole = "peer"
     broker: BrokerSettings = BrokerSettings()
     client_id: str | None = Field(default=None, description="default: <gateway>-<link>")
@@ -137,6 +139,18 @@ class LinkSettings(_Model):
     presence: bool = Field(
         default=True, description="retained online status on connect, offline will and stop"
     )
+
+    @model_validator(mode="after")
+    def _peer_unless_broker(self) -> LinkSettings:
+        if self.role != "broker" and self.peer is None:
+            raise ValueError(f"a link with role {self.role!r} needs a peer")
+        if self.role == "broker" and self.peer is not None:
+            raise ValueError("a link with role 'broker' has no peer")
+        return self
+
+    @property
+    def uses_presence(self) -> bool:
+        return self.presence and self.role != "broker"
 
 
 class ActorSettings(_Model):
@@ -221,6 +235,11 @@ class ProactorSettings(BaseSettings):
         default=200, ge=1, description="events in flight upstream (the upload window)"
     )
     event_read_batch: int = Field(default=1000, ge=1, description="backlog events per read")
+    max_uncommitted_events: int = Field(
+        default=50_000,
+        ge=1,
+        description="generate_event refuses (Err) beyond this many events awaiting commit",
+    )
     store: StoreSettings = StoreSettings()
     forward_events: bool = Field(
         default=True, description="forward events from downstream links upstream"

@@ -17,7 +17,7 @@ from typing import Any
 from result import Err, Ok, Result
 
 from gwproactor.config import ProactorSettings
-from gwproactor.errors import StoreError
+from gwproactor.errors import StoreError, StoreFullError
 from gwproactor.events._uploader import Uploader
 from gwproactor.links import Link
 from gwproactor.listeners import ListenerHub
@@ -46,6 +46,8 @@ class EventManager:
         logger: logging.Logger,
     ) -> None:
         self.gateway = settings.name
+        self.max_uncommitted = settings.max_uncommitted_events
+        self.uncommitted = 0  # generate_event calls whose commit has not come back yet
         self.store = store
         self.forward = settings.forward_events
         self.stats = stats
@@ -76,8 +78,18 @@ class EventManager:
         store has counted and reported that). Raises StateError if the store is not
         running. A gateway without an upstream link archives its events (queryable)."""
         loop = asyncio.get_running_loop()
-        type_name, event_id, time_ns, src, payload = self._prepare(event)
         outer: asyncio.Future[EventResult] = loop.create_future()
+        if self.uncommitted >= self.max_uncommitted:
+            # Backpressure for actors on the loop: the disk is not keeping up. Refuse
+            # rather than queue without bound; the caller sees Err and may slow down.
+            self.stats.events_rejected += 1
+            outer.set_result(
+                Err(StoreFullError(f"{self.uncommitted} events already awaiting commit"))
+            )
+            return outer
+        type_name, event_id, time_ns, src, payload = self._prepare(event)
+        self.uncommitted += 1
+        outer.add_done_callback(self._one_less)
         if self.uploader is None:
             archived = self.store.record_received(type_name, event_id, time_ns, src, payload)
             archived.add_done_callback(lambda f: _settle(outer, f.result().map(lambda _: event_id)))
@@ -97,6 +109,9 @@ class EventManager:
 
         inner.add_done_callback(committed)
         return outer
+
+    def _one_less(self, _: asyncio.Future[EventResult]) -> None:
+        self.uncommitted -= 1
 
     def generate_event_threadsafe(self, event: Event) -> EventResult:
         """From a worker thread: blocks until committed (never call it on the loop)."""

@@ -68,6 +68,7 @@ class Uploader:
         self._inflight: dict[str, int] = {}  # event_id -> seq, in send order
         self._queue: deque[StoredEvent] = deque()
         self._cursor = 0  # highest seq taken into the queue (or sent)
+        self._notice_during_read = False
         self._caught_up = False
         self._fetching = False
         self._generation = 0  # bumps on every (de)activation; stale reads are dropped
@@ -104,9 +105,13 @@ class Uploader:
         self._cursor = 0
         self._caught_up = False
         self._fetching = False
+        self._notice_during_read = False
 
     def committed(self, stored: StoredEvent) -> None:
-        """A new pending event is durable. Sent at once if the uploader is caught up."""
+        """A new pending event is durable. Sent at once if the uploader is caught up;
+        otherwise a read in progress (or the next one) picks it up from the store."""
+        if self._fetching:
+            self._notice_during_read = True
         if not self._active or not self._caught_up or stored.seq <= self._cursor:
             return
         self._queue.append(stored)
@@ -185,5 +190,8 @@ class Uploader:
             if event.seq > self._cursor and event.event_id not in self._inflight:
                 self._queue.append(event)
                 self._cursor = event.seq
-        self._caught_up = len(batch) < self.read_batch
+        # Caught up only if no commit notice arrived while the read ran: such an event (from
+        # a worker thread, say) may have been committed after the read looked; read again.
+        self._caught_up = len(batch) < self.read_batch and not self._notice_during_read
+        self._notice_during_read = False
         self._pump()

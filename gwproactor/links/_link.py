@@ -92,8 +92,9 @@ class Link(TransportListener):
         self.name = name
         self.gateway = gateway
         self.settings = settings
-        self.peer = settings.peer
+        self.peer = settings.peer or ""
         self.role = settings.role
+        self.broker_only = settings.role == "broker"
         self.codec = codec
         self.qos = QOS(settings.qos)
         self.stats = stats or LinkStats(name)
@@ -105,9 +106,9 @@ class Link(TransportListener):
         self._acks = AckTracker(settings.ack_timeout_seconds, self._on_ack_timeout, clock)
         self._dedup = DedupWindow(settings.dedup_window)
         self._gw_prefix = TOPIC_ROOT + "/"
-        self.subscription = topic_for(settings.peer, gateway, "#")
+        self.subscription = topic_for(self.peer, gateway, "#")
         self.status_topic = status_topic(gateway)
-        self.peer_status_topic = status_topic(settings.peer)
+        self.peer_status_topic = status_topic(self.peer) if self.peer else ""
         self.peer_presence = "unknown"
         self.last_heard = 0.0  # monotonic
         self.last_sent = 0.0
@@ -123,8 +124,9 @@ class Link(TransportListener):
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.transport.subscribe(self.subscription, self.qos)
-        if self.settings.presence:
+        if not self.broker_only:
+            self.transport.subscribe(self.subscription, self.qos)
+        if self.settings.uses_presence:
             self.transport.subscribe(self.peer_status_topic, self.qos)
         self._input(LinkInput.start_called)
         self.transport.start()
@@ -135,14 +137,8 @@ class Link(TransportListener):
         self._input(LinkInput.stop_called)
         self._cancel_timers()
         self._acks.cancel_all()
-        if self.settings.presence and self.transport.connected:
-            # A clean stop says so itself; the will covers the unclean ones.
-            self.transport.publish(
-                self.status_topic,
-                presence_payload(self.gateway, False),
-                QOS.AtLeastOnce,
-                retain=True,
-            )
+        if self.settings.uses_presence and self.transport.connected:
+            self._publish_presence(online=False)  # a clean stop says so; the will covers the rest
         await self.transport.stop()
 
     @property
@@ -232,16 +228,12 @@ class Link(TransportListener):
             return
         self._all_subscribed = False
         self._connected_at = self._clock()
-        if self.settings.presence:
-            self.transport.publish(
-                self.status_topic,
-                presence_payload(self.gateway, True),
-                QOS.AtLeastOnce,
-                retain=True,
-            )
+        if self.settings.uses_presence:
+            self._publish_presence(online=True)
         self._input(LinkInput.mqtt_connected)
-        self._arm_poll()
-        self._arm_silence()
+        if not self.broker_only:
+            self._arm_poll()
+            self._arm_silence()
         if not self.transport.subscriptions:
             self._subscribed()
 
@@ -340,6 +332,10 @@ class Link(TransportListener):
     def _subscribed(self) -> None:
         self._all_subscribed = True
         self._input(LinkInput.all_subscribed)
+        if self.broker_only:
+            # No gateway behind a plain broker: connected and subscribed is all there is.
+            self._input(LinkInput.peer_message)
+            return
         if self.state is LinkState.awaiting_peer:
             # Subscribed, so an answer can reach us now: ask the peer to show itself.
             self.ping()

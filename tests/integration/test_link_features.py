@@ -231,7 +231,8 @@ async def test_raw_topics_in_and_out(mosquitto: Mosquitto) -> None:
                     device.publish("site/a/reading", payload, qos=1)
                 await wait_until(lambda: len(raw.received) == 3, heard, TIMEOUT)
                 await wait_until(lambda: len(typed.received) == 2, heard, TIMEOUT)
-            assert [m.payload.value for m in typed.received] == [1.5, 2.5]
+            assert [m.payload.parsed.value for m in typed.received] == [1.5, 2.5]
+            assert {m.payload.topic for m in typed.received} == {"site/a/reading"}
             assert all(isinstance(m.payload, RawMessage) for m in raw.received)
             assert raw.received[1].payload.payload == b"not json"
             assert gateway.stats.link("local").raw_decode_errors == 1

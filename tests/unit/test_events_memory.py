@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from result import Ok
+from result import Err, Ok
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings
+from gwproactor.errors import StoreFullError
 from gwproactor.mqtt import MemoryBroker
+from gwproactor.store import StoredEvent
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
@@ -128,3 +130,83 @@ async def test_middle_gateway_forwards_child_events_upstream() -> None:
                 await scada2.generate_event(Counted(n=n))
             await wait_until(lambda: len(recorder.events) == 30, received, TIMEOUT)
     assert [(e.n, e.src) for e in recorder.events] == [(n, "scada2") for n in range(30)]
+
+
+async def test_commit_notice_during_a_backlog_read_is_not_lost() -> None:
+    """An event committed after a backlog read looked, whose notice arrives while the read is
+    still running (events from worker threads do this), must still be sent."""
+    broker = MemoryBroker()
+    parent, child, recorder = _pair(broker)
+    store = child.store
+    real_backlog = store.backlog
+    injected: list[str] = []
+
+    async def backlog_then_commit(after_seq: int, limit: int) -> list[StoredEvent]:
+        batch = await real_backlog(after_seq, limit)
+        if not injected:  # once: commit an event the read above did not see
+            payload = b'{"src":"child","time_ns":1,"n":99}'
+            result = await store.append("test.counted", "late-1", 1, "child", payload)
+            seq = result.unwrap()
+            injected.append("late-1")
+            assert child.events.uploader is not None
+            child.events.uploader.committed(
+                StoredEvent(seq, "late-1", "test.counted", 1, "child", payload, True)
+            )
+        return batch
+
+    store.backlog = backlog_then_commit  # type: ignore[method-assign]
+    async with running(parent, child):
+        with child.listener("event.acked") as acks:
+            await wait_active(child, "parent")
+            await wait_until(lambda: bool(injected) and store.pending_count == 0, acks, TIMEOUT)
+    assert [e.n for e in recorder.events] == [99]
+
+
+async def test_generate_event_refuses_beyond_the_uncommitted_bound() -> None:
+    broker = MemoryBroker()
+    _, child, _ = _pair(broker, max_uncommitted_events=5)
+    async with running(child):
+        futures = [child.generate_event(Counted(n=n)) for n in range(20)]
+        results = await asyncio.gather(*futures)
+    refused = [r for r in results if isinstance(r, Err)]
+    assert len(refused) == 15
+    assert all(isinstance(r.err_value, StoreFullError) for r in refused)
+    assert child.stats.events_rejected == 15
+
+
+async def test_broker_link_is_active_without_a_peer_and_never_pings() -> None:
+    broker = MemoryBroker()
+    settings = ProactorSettings(
+        name="edge", links={"local": LinkSettings(role="broker", broker=BrokerSettings())}
+    )
+    gateway = Proactor(settings, REGISTRY, transport_factory=memory_factory(broker))
+    gateway.subscribe_raw("local", "devices/+/telemetry", "nobody")
+    async with running(gateway):
+        await wait_active(gateway, "local")
+        assert gateway.ready
+    stats = gateway.stats.link("local")
+    assert stats.pings_sent == 0
+    assert broker.published == []  # no gw/ traffic, no presence on a device broker
+
+
+async def test_subscribing_a_raw_filter_twice_delivers_once() -> None:
+    broker = MemoryBroker()
+    settings = ProactorSettings(
+        name="edge", links={"local": LinkSettings(role="broker", broker=BrokerSettings())}
+    )
+    gateway = Proactor(settings, REGISTRY, transport_factory=memory_factory(broker))
+    rx = EventRecorder("rx", gateway)
+    gateway.add_communicator(rx)
+    for _ in range(2):
+        gateway.subscribe_raw("local", "site/#", "rx")
+    async with running(gateway):
+        await wait_active(gateway, "local")
+        with gateway.listener("message.dispatched") as heard:
+            broker.publish("site/x", b"1")
+            broker.publish("site/y", b"2")
+            await wait_until(lambda: len(rx.events) >= 2, heard, TIMEOUT)
+            gateway.unsubscribe_raw("local", "site/#", "rx")
+            broker.publish("site/z", b"3")
+            # The gateway no longer subscribes: the broker has nobody to deliver it to.
+            assert "site/#" not in gateway.link("local").transport.subscriptions
+    assert [e.topic for e in rx.events] == ["site/x", "site/y"]
