@@ -72,6 +72,7 @@ class Dispatcher:
         self._space.set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._draining = False
 
     @property
     def depth(self) -> int:
@@ -111,15 +112,24 @@ class Dispatcher:
         loop.call_soon_threadsafe(self.put, message)
 
     def put(self, message: Message[Any]) -> None:
+        """Queue a message and wake the dispatch task (loop-only)."""
+        self.put_quietly(message)
+        self._wake()
+
+    def put_quietly(self, message: Message[Any]) -> None:
+        """Queue a message without waking the dispatch task, for callers that call
+        :meth:`drain` right after (a link after a read): one wake-up fewer per message."""
         rx = self._rx
         rx.append(message)
+        if len(rx) >= self._max and not self._paused:
+            self._pause()
+
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-        if len(rx) >= self._max and not self._paused:
-            self._pause()
 
     def _pause(self) -> None:
         self._paused = True
@@ -135,20 +145,42 @@ class Dispatcher:
         for transport in self._transports():
             transport.resume_reading()
 
+    def drain(self) -> None:
+        """Dispatch up to ``dispatch_batch`` queued messages now (called right after a link
+        read a batch). Not re-entrant: a handler that causes a drain is a no-op inside."""
+        if self._draining or not self._rx:
+            return
+        self._draining = True
+        try:
+            self._dispatch_batch()
+        finally:
+            self._draining = False
+        if self._rx:
+            self._wake()  # more than one batch came in: the task takes the rest
+
+    def _dispatch_batch(self) -> None:
+        rx = self._rx
+        stats = self._stats
+        stats.queue_high_water = max(stats.queue_high_water, len(rx))
+        dispatch = self.dispatch
+        for _ in range(min(self._batch, len(rx))):
+            dispatch(rx.popleft())
+        if self._paused and len(rx) <= self._resume_at:
+            self._resume()
+
     async def _run(self) -> None:
         rx = self._rx
         loop = asyncio.get_running_loop()
-        stats = self._stats
         while True:
             if not rx:
                 self._waiter = loop.create_future()
                 await self._waiter
                 continue
-            stats.queue_high_water = max(stats.queue_high_water, len(rx))
-            for _ in range(min(self._batch, len(rx))):
-                self.dispatch(rx.popleft())
-            if self._paused and len(rx) <= self._resume_at:
-                self._resume()
+            self._draining = True
+            try:
+                self._dispatch_batch()
+            finally:
+                self._draining = False
             if rx:
                 await asyncio.sleep(0)  # let sockets and timers run between batches
 

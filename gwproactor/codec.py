@@ -19,13 +19,14 @@ from result import Err, Ok, Result
 
 from gwproactor.errors import DecodeError, EncodeError
 from gwproactor.message import Ack, AnyEvent, Event, Header, Message, Payload, Ping
-from gwproactor.names import parse_topic, topic_for, validate_name
+from gwproactor.names import TopicParts, parse_topic, topic_for, validate_name
 
 __all__ = ("DEFAULT_MAX_PAYLOAD_BYTES", "JsonCodec", "MessageRegistry")
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 
 _HEADER_SERIALIZER = Header.__pydantic_serializer__
+_TOPIC_CACHE_SIZE = 4096
 
 
 class MessageRegistry:
@@ -87,6 +88,8 @@ class JsonCodec:
         self.max_payload_bytes = max_payload_bytes
         self._envelopes: dict[str, type[Message[Any]]] = {}
         self._any_event = Message[AnyEvent]
+        # Topics repeat (the same src, dst and type over and over): parse each once.
+        self._topics: dict[str, TopicParts | None] = {}
         self.refresh()
 
     def refresh(self) -> None:
@@ -143,7 +146,14 @@ class JsonCodec:
             return Err(
                 DecodeError("too_large", f"{len(payload)} bytes > {self.max_payload_bytes}", topic)
             )
-        parts = parse_topic(topic)
+        topics = self._topics
+        if topic in topics:
+            parts = topics[topic]
+        else:
+            parts = parse_topic(topic)
+            if len(topics) >= _TOPIC_CACHE_SIZE:
+                topics.clear()  # bounded: a flood of distinct bad topics cannot grow it
+            topics[topic] = parts
         if parts is None:
             return Err(DecodeError("topic", "not gw/<src>/to/<dst>/<message_type>", topic))
         envelope = self._envelopes.get(parts.message_type)

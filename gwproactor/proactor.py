@@ -127,8 +127,11 @@ class Proactor(ServicesInterface):
             report_problem=self.report_problem,
             logger=self._logger.child("dispatch"),
         )
-        self.raw = RawRouter(
-            self.links, put=self._put, hub=self.hub, report_problem=self.report_problem
+        self.raw = RawRouter(  # raw messages arrive on the read path, drained right after
+            self.links,
+            put=self.dispatcher.put_quietly,
+            hub=self.hub,
+            report_problem=self.report_problem,
         )
         self.paths = settings.paths.resolve(self._name)
         self.store = EventStore(
@@ -512,7 +515,8 @@ class Proactor(ServicesInterface):
     def on_link_message(self, link: Link, message: Message[Any]) -> None:
         if self.hub:
             self.hub.emit("message.received", link.name, {"message": message})
-        self._put(message)
+        # The link calls on_link_read_done (a drain) after its read: no task wake-up needed.
+        self.dispatcher.put_quietly(message)
 
     def on_link_event(self, link: Link, message: Message[Any]) -> None:
         self.events.received(link, message)
@@ -570,6 +574,11 @@ class Proactor(ServicesInterface):
     ) -> Result[None, LinkError]:
         """Publish raw bytes, or a payload model as plain JSON, on any topic of a link."""
         return self.raw.publish(self.link(link_name), topic, payload, qos, retain)
+
+    def on_link_read_done(self, link: Link) -> None:
+        # Dispatch what this read brought in the same loop iteration: one wake-up per burst,
+        # no extra trip through the event loop per message.
+        self.dispatcher.drain()
 
     def on_link_broker_changed(self, link: Link, broker: str) -> None:
         self._logger.comm_event.warning("%s: now on broker %s", link.name, broker)

@@ -95,7 +95,10 @@ class BrokerSettings(_Model):
         default=86_400, ge=0, description="MQTT 5 persistent session lifetime (clean_session off)"
     )
     read_batch_packets: int = Field(
-        default=64, ge=1, description="packets read per wake-up before yielding to the loop"
+        default=512, ge=1, description="packets parsed per wake-up before yielding to the loop"
+    )
+    read_buffer_bytes: int = Field(
+        default=65_536, ge=1024, description="bytes read from the socket per wake-up"
     )
 
 

@@ -54,6 +54,9 @@ class LinkOwner(Protocol):
     def on_link_connect_failed(self, link: Link, reason: str) -> None:
         """One attempt to connect failed; the transport retries after its backoff."""
 
+    def on_link_read_done(self, link: Link) -> None:
+        """The link read a batch of packets (process what arrived, now)."""
+
     def on_link_broker_changed(self, link: Link, broker: str) -> None:
         """The link failed over (or back) to another broker."""
 
@@ -249,6 +252,9 @@ class Link(TransportListener):
 
     def on_transport_connect_failed(self, reason: str) -> None:
         self._owner.on_link_connect_failed(self, reason)
+
+    def on_transport_read_done(self) -> None:
+        self._owner.on_link_read_done(self)
 
     def on_transport_broker_changed(self, broker: str) -> None:
         self._owner.on_link_broker_changed(self, broker)

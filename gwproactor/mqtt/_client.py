@@ -36,6 +36,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gwproactor.config import QOS, BrokerSettings
+from gwproactor.mqtt._buffered import BufferedClient
 from gwproactor.mqtt._failover import BrokerSelector, probe_broker
 from gwproactor.mqtt._types import Backoff, TransportListener
 from gwproactor.stats import LinkStats
@@ -85,7 +86,7 @@ class MQTTClientWrapper:
             settings.reconnect_max_seconds,
             settings.reconnect_jitter,
         )
-        self._client: Client | None = None
+        self._client: BufferedClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = False
@@ -195,6 +196,8 @@ class MQTTClientWrapper:
         self._reading_paused = False
         if self._connected:
             self._add_reader()
+            if self._client is not None and self._client.buffered and self._loop is not None:
+                self._loop.call_soon(self._drain)  # what was read before the pause
 
     def request_reconnect(self) -> None:
         """Drop the current connection (the run loop reconnects). Used by failover and
@@ -297,7 +300,7 @@ class MQTTClientWrapper:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def _connect_and_wait(self, client: Client) -> bool:
+    async def _connect_and_wait(self, client: BufferedClient) -> bool:
         assert self._loop is not None and self._connack is not None
         settings = self.settings
         client.on_socket_register_write = _ignore_socket
@@ -317,6 +320,7 @@ class MQTTClientWrapper:
             except OSError as e:  # e.g. a unix socket; harmless
                 self._log.debug("TCP_NODELAY not set: %s", e)
         self._reader_fd = None
+        client.reset_buffer()
         if not self._reading_paused:
             self._add_reader()
         if client.want_write():
@@ -443,18 +447,44 @@ class MQTTClientWrapper:
     # -- socket plumbing ------------------------------------------------------------------------
 
     def _on_readable(self) -> None:
+        """One large read per wake-up; paho then parses every whole packet in it."""
         client = self._client
         if client is None:
             return
-        rc = client.loop_read()
-        # A TLS socket may hold decrypted bytes that the fd no longer signals: drain them.
         sock = client.socket()
+        if sock is None:
+            return
+        try:
+            data = sock.recv(self.settings.read_buffer_bytes)
+            if not data:
+                client.feed_eof()
+            else:
+                client.feed(data)
+                # TLS: decrypted bytes may wait in the SSL object with the fd quiet.
+                while isinstance(sock, ssl.SSLSocket) and sock.pending():
+                    client.feed(sock.recv(sock.pending()))
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except OSError as e:  # reset, TLS failure: paho reports it as a lost connection
+            client.feed_error(e)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Let paho parse what is buffered, up to ``read_batch_packets`` packets; yield to
+        the loop between batches; stop while reading is paused (backpressure)."""
+        client = self._client
+        if client is None:
+            return
         budget = self.settings.read_batch_packets
-        while rc == _SUCCESS and isinstance(sock, ssl.SSLSocket) and sock.pending() and budget:
-            rc = client.loop_read()
+        while budget and not self._reading_paused and (client.buffered or client.at_end):
+            if client.loop_read() != _SUCCESS or client.socket() is None:
+                break
             budget -= 1
         if client.want_write():
             self._want_write()
+        self._listener.on_transport_read_done()
+        if client.buffered and not self._reading_paused and self._loop is not None:
+            self._loop.call_soon(self._drain)
 
     def _on_writable(self) -> None:
         client = self._client
@@ -546,12 +576,12 @@ class MQTTClientWrapper:
     def _loop_thread_id(self) -> int:
         return self._thread_id
 
-    def _make_client(self) -> Client:
+    def _make_client(self) -> BufferedClient:
         settings = self.settings
         protocol = (
             MQTTProtocolVersion.MQTTv5 if settings.protocol == "5" else MQTTProtocolVersion.MQTTv311
         )
-        client = Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             clean_session=settings.clean_session

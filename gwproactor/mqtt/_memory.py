@@ -154,6 +154,7 @@ class MemoryTransport:
         self._paused = False
         while self._buffer and not self._paused and self._connected:
             self._listener.on_transport_message(*self._buffer.popleft())
+        self._listener.on_transport_read_done()
 
     def request_reconnect(self) -> None:
         if self._connected:
@@ -206,3 +207,4 @@ class MemoryTransport:
             self._buffer.append((topic, payload))
         else:
             self._listener.on_transport_message(topic, payload)
+            self._listener.on_transport_read_done()

@@ -47,6 +47,10 @@ class TransportListener(Protocol):
     def on_transport_message(self, topic: str, payload: bytes) -> None:
         """A PUBLISH arrived. Hot path: keep it short."""
 
+    def on_transport_read_done(self) -> None:
+        """A batch of packets was read: a good moment to process what arrived (outside
+        paho's callbacks, within the same loop iteration)."""
+
 
 class Transport(Protocol):
     """A connection to one broker that keeps itself up. Loop-only unless marked."""

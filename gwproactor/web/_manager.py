@@ -170,6 +170,8 @@ class WebManager:
             config = self.servers.get(route.server)
             if config is None or not config.enabled:
                 self._log.debug("web: %s for unconfigured server %r ignored", route, route.server)
+        if not any(config.enabled for config in self.servers.values()):
+            return  # no HTTP here: do not pay for importing aiohttp
         from gwproactor.web._server import start_server
 
         try:
