@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from result import Err, Ok, Result
 
 from gwproactor.errors import DecodeError, EncodeError
-from gwproactor.message import Ack, AnyEvent, Event, Header, Message, Payload, Ping
+from gwproactor.message import Ack, Acks, AnyEvent, Event, Header, Message, Payload, Ping
 from gwproactor.names import TopicParts, parse_topic, topic_for, validate_name
 
 __all__ = ("DEFAULT_MAX_PAYLOAD_BYTES", "JsonCodec", "MessageRegistry")
@@ -33,13 +33,13 @@ class MessageRegistry:
     """Payload types by type name. Registries compose: ``include`` another registry (a
     namespace of types, such as the ones an actor package defines) to use its types too.
 
-    ``gw.ack`` and ``gw.ping`` are always registered. Not thread-safe; build registries
+    ``gw.ack``, ``gw.acks`` and ``gw.ping`` are always registered. Not thread-safe; build registries
     before the proactor starts.
     """
 
     def __init__(self, *payload_types: type[Payload]) -> None:
         self._types: dict[str, type[Payload]] = {}
-        self.register(Ack, Ping)
+        self.register(Ack, Acks, Ping)
         self.register(*payload_types)
 
     def register(self, *payload_types: type[Payload]) -> None:

@@ -22,6 +22,7 @@ from gwproactor.names import validate_name
 
 __all__ = (
     "Ack",
+    "Acks",
     "AnyEvent",
     "Event",
     "Header",
@@ -124,6 +125,14 @@ class Ack(Payload):
 
     type_name: ClassVar[str] = "gw.ack"
     ack_message_id: str
+
+
+class Acks(Payload):
+    """Acknowledges several messages at once: a burst of events stored in one commit is
+    acknowledged with one message instead of one per event."""
+
+    type_name: ClassVar[str] = "gw.acks"
+    ids: list[str]
 
 
 class Ping(Payload):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ("tests.support.fixtures", "tests.support.proxy")
+pytest_plugins = ("tests.support.fixtures", "tests.support.proxy", "tests.support.interop")
 
 
 @pytest.fixture(autouse=True)

@@ -91,6 +91,14 @@ class BrokerSettings(_Model):
     misc_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often paho's keepalive bookkeeping runs"
     )
+    topic_dot_escape: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1,
+        description="send '.' in gw/ topics as this character (e.g. '~') for brokers that "
+        "cannot carry dots in topic levels (RabbitMQ, nats-server < 2.10); both ends of a "
+        "link must agree",
+    )
     session_expiry_seconds: int = Field(
         default=86_400, ge=0, description="MQTT 5 persistent session lifetime (clean_session off)"
     )

@@ -17,7 +17,7 @@ from gwproactor.errors import EncodeError, LinkError
 from gwproactor.links._acks import AckTracker
 from gwproactor.links._dedup import DedupWindow
 from gwproactor.links._state import LinkInput, LinkState, transition
-from gwproactor.message import Ack, Event, Header, Message, Ping
+from gwproactor.message import Ack, Acks, Event, Header, Message, Ping
 from gwproactor.mqtt import QOS, Transport, TransportListener
 from gwproactor.names import TOPIC_ROOT, status_topic, topic_for
 from gwproactor.stats import LinkStats
@@ -25,6 +25,8 @@ from gwproactor.stats import LinkStats
 __all__ = ("Link", "LinkOwner", "TransportFactory", "presence_payload")
 
 _ACK = Ack.type_name
+_ACKS = Acks.type_name
+_ACKS_PER_MESSAGE = 500
 _PING = Ping.type_name
 _ACTIVE = LinkState.active
 
@@ -122,6 +124,7 @@ class Link(TransportListener):
         self._all_subscribed = False
         self._connected_at = 0.0
         self._pings: set[str] = set()
+        self._ack_batch: list[str] = []
         self.transport: Transport = transport_factory(self, self)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -214,9 +217,21 @@ class Link(TransportListener):
         return Ok(None)
 
     def send_ack(self, header: Header) -> None:
-        """Acknowledge a message the peer sent (on this link, where the peer waits for it)."""
-        if self.publish(self.message(Ack(ack_message_id=header.message_id))).is_ok():
-            self.stats.acks_sent += 1
+        """Acknowledge a message the peer sent (on this link, where the peer waits for it).
+
+        Acks are gathered and sent at the end of the current loop iteration: one ``gw.ack``
+        for a lone message, one ``gw.acks`` for a burst (a store commit of many events)."""
+        self._ack_batch.append(header.message_id)
+        if len(self._ack_batch) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        ids, self._ack_batch = self._ack_batch, []
+        for start in range(0, len(ids), _ACKS_PER_MESSAGE):
+            chunk = ids[start : start + _ACKS_PER_MESSAGE]
+            payload = Ack(ack_message_id=chunk[0]) if len(chunk) == 1 else Acks(ids=chunk)
+            if self.publish(self.message(payload)).is_ok():
+                self.stats.acks_sent += len(chunk)
 
     def ping(self) -> None:
         message = self.message(Ping(), ack_required=True)
@@ -304,6 +319,10 @@ class Link(TransportListener):
         self.stats.messages_in[message_type] += 1
         if message_type == _ACK:
             self._on_ack(message.payload.ack_message_id)
+            return
+        if message_type == _ACKS:
+            for message_id in message.payload.ids:
+                self._on_ack(message_id)
             return
         if isinstance(message.payload, Event):
             # Events are de-duplicated by the store (it survives restarts) and acked only

@@ -1,14 +1,27 @@
-"""paho's Client, reading from a buffer the event loop fills.
+"""paho's Client, reading from a buffer the event loop fills and writing into one it drains.
 
-paho parses a packet with a ``recv`` for the first byte, one per byte of the remaining
+Reads: paho parses a packet with a ``recv`` for the first byte, one per byte of the remaining
 length, and one for the rest: about four system calls per small message, and one event-loop
 wake-up per packet. Here the loop does one large ``recv`` per readable event and paho parses
 every whole packet in it, so a burst of messages costs one wake-up and one system call.
-Only ``_sock_recv`` is replaced, the one place paho 2.x reads its socket (``_packet_read``).
+
+Writes: paho sends each packet (every PUBLISH, every PUBACK) with its own ``send``. Here
+packets written on the loop thread go to a buffer that is sent with one ``send`` per loop
+iteration (the owner schedules the flush); a burst of publishes or acks costs one system
+call, and a lone message goes out in the same iteration (no Nagle-style delay). Before
+paho closes the socket (after a DISCONNECT, say) the buffer is flushed, so nothing paho
+believes written is silently dropped on a clean close.
+
+Only ``_sock_recv``, ``_sock_send`` and ``_sock_close`` are replaced: in paho 2.x they are
+the only places it touches its socket for data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ssl
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt.client import Client
@@ -25,6 +38,63 @@ class BufferedClient(Client):
         self._gw_offset = 0
         self._gw_eof = False
         self._gw_error: OSError | None = None
+        self._gw_out = bytearray()
+        self._gw_flush_scheduled = False
+        self._gw_schedule_flush: Callable[[], None] | None = None
+        self._gw_loop_thread = 0
+
+    def buffer_writes(self, schedule_flush: Callable[[], None]) -> None:
+        """Buffer writes made on the calling (loop) thread; ``schedule_flush`` is called
+        once per burst and must arrange a :meth:`flush` soon (``loop.call_soon``)."""
+        self._gw_schedule_flush = schedule_flush
+        self._gw_loop_thread = threading.get_ident()
+
+    @property
+    def unsent(self) -> int:
+        """Bytes written by paho and not yet sent."""
+        return len(self._gw_out)
+
+    def flush(self) -> bool:
+        """Send what is buffered; True when nothing is left (else wait for writability).
+        A broken socket drops the buffer: paho learns of the loss on its read side and
+        re-sends unacknowledged QoS 1 messages after reconnecting, as it would have to
+        for bytes lost in the kernel's buffer."""
+        self._gw_flush_scheduled = False
+        out = self._gw_out
+        sock = self._sock
+        if not out or sock is None:
+            out.clear()
+            return True
+        try:
+            sent = sock.send(out)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return False
+        except OSError:
+            out.clear()
+            return True
+        del out[:sent]
+        return not out
+
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        schedule = self._gw_schedule_flush
+        if schedule is None or threading.get_ident() != self._gw_loop_thread:
+            return super()._sock_send(buf)  # e.g. CONNECT, written in the connect thread
+        self._gw_out += buf
+        if not self._gw_flush_scheduled:
+            self._gw_flush_scheduled = True
+            schedule()
+        return len(buf)
+
+    def _sock_close(self) -> None:
+        # paho closes right after writing DISCONNECT: send what is buffered first (best
+        # effort, non-blocking), so a clean stop's last messages reach the broker.
+        sock = self._sock
+        if self._gw_out and sock is not None:
+            with contextlib.suppress(OSError):  # closing anyway; the read side reports it
+                sock.send(self._gw_out)
+        self._gw_out.clear()
+        self._gw_flush_scheduled = False
+        super()._sock_close()
 
     def reset_buffer(self) -> None:
         """Forget buffered bytes (a new connection starts from nothing)."""
@@ -32,6 +102,8 @@ class BufferedClient(Client):
         self._gw_offset = 0
         self._gw_eof = False
         self._gw_error = None
+        self._gw_out.clear()
+        self._gw_flush_scheduled = False
 
     def feed(self, data: bytes) -> None:
         """Bytes read from the socket, for paho to parse."""

@@ -79,7 +79,7 @@ class MQTTClientWrapper:
         self._executor = executor
         self.stats = stats or LinkStats(name)
         self._log = logger or logging.getLogger(f"gwproactor.mqtt.{name}")
-        self._subscriptions: dict[str, QOS] = {}
+        self._subscriptions: dict[str, QOS] = {}  # as the link names them (unescaped)
         self._pending_subacks: dict[int, str] = {}
         self._backoff = Backoff(
             settings.reconnect_min_seconds,
@@ -173,7 +173,7 @@ class MQTTClientWrapper:
             return
         self._pending_subacks = {m: t for m, t in self._pending_subacks.items() if t != topic}
         if self._connected and self._client is not None:
-            self._client.unsubscribe(topic)
+            self._client.unsubscribe(self._wire(topic))
             self._after_io()
 
     def publish(self, topic: str, payload: bytes, qos: QOS, retain: bool = False) -> bool:
@@ -182,7 +182,7 @@ class MQTTClientWrapper:
         client = self._client
         if not self._connected or client is None:
             return False
-        info = client.publish(topic, payload, qos, retain)
+        info = client.publish(self._wire(topic), payload, qos, retain)
         if client.want_write():  # paho wrote what it could; watch for writability if not all
             self._want_write()
         return info.rc == _SUCCESS
@@ -321,6 +321,7 @@ class MQTTClientWrapper:
                 self._log.debug("TCP_NODELAY not set: %s", e)
         self._reader_fd = None
         client.reset_buffer()
+        client.buffer_writes(self._schedule_flush)
         if not self._reading_paused:
             self._add_reader()
         if client.want_write():
@@ -369,7 +370,7 @@ class MQTTClientWrapper:
 
     def _on_connect(
         self,
-        _client: Client,
+        client: Client,
         _userdata: Any,
         flags: ConnectFlags,
         reason_code: ReasonCode,
@@ -381,6 +382,15 @@ class MQTTClientWrapper:
             if connack is not None and not connack.done():
                 connack.set_result(False)
             return
+        # paho would now re-send QoS 1 publishes the last connection left unacknowledged,
+        # ahead of anything else. For events that breaks order (the uploader re-sends them,
+        # oldest first, once the link is active again), and other gw messages are not
+        # promised to survive a reconnect: drop them. Events stay safe in the store.
+        dropped = client.drop_out_messages()
+        if dropped:
+            self._log.debug(
+                "dropped %d unacknowledged publishes of the last connection", len(dropped)
+            )
         self._connected = True
         self.stats.connects += 1
         if self._ever_connected:
@@ -486,12 +496,29 @@ class MQTTClientWrapper:
         if client.buffered and not self._reading_paused and self._loop is not None:
             self._loop.call_soon(self._drain)
 
+    def _wire(self, topic: str) -> str:
+        """The topic as sent to this broker (dots escaped in gw/ topics if configured)."""
+        escape = self.settings.topic_dot_escape
+        if escape is None or not topic.startswith("gw/"):
+            return topic
+        return topic.replace(".", escape)
+
+    def _schedule_flush(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        client = self._client
+        if client is not None and not client.flush():
+            self._want_write()  # the socket is full: the rest goes when it is writable
+
     def _on_writable(self) -> None:
         client = self._client
         if client is None:
             return
-        client.loop_write()
-        if not client.want_write():
+        if client.want_write():
+            client.loop_write()  # paho's own queue (packets it could not hand over)
+        if client.flush() and not client.want_write():
             self._remove_writer()
 
     def _after_io(self) -> None:
@@ -564,7 +591,7 @@ class MQTTClientWrapper:
 
     def _send_subscribe(self, topic: str, qos: QOS) -> None:
         assert self._client is not None
-        rc, mid = self._client.subscribe(topic, int(qos))
+        rc, mid = self._client.subscribe(self._wire(topic), int(qos))
         if rc == _SUCCESS and mid is not None:
             self._pending_subacks[mid] = topic
             self._good_connection = False
@@ -608,17 +635,24 @@ class MQTTClientWrapper:
             )
             client.tls_insecure_set(not tls.check_hostname)
         if self._will is not None:
-            client.will_set(self._will[0], self._will[1], qos=1, retain=True)
+            client.will_set(self._wire(self._will[0]), self._will[1], qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_socket_close = self._on_socket_close
         listener_message = self._listener.on_transport_message
+        escape = settings.topic_dot_escape
 
         def on_message(_client: Client, _userdata: Any, message: MQTTMessage) -> None:
             listener_message(message.topic, bytes(message.payload))
 
-        client.on_message = on_message
+        def on_escaped_message(_client: Client, _userdata: Any, message: MQTTMessage) -> None:
+            topic = message.topic
+            if escape is not None and topic.startswith("gw/"):
+                topic = topic.replace(escape, ".")
+            listener_message(topic, bytes(message.payload))
+
+        client.on_message = on_message if escape is None else on_escaped_message
         self._thread_id = threading.get_ident()
         return client
 

@@ -1,0 +1,1 @@
+"""Interoperability: the end-to-end suite against mosquitto, NATS and RabbitMQ."""
