@@ -145,6 +145,20 @@ class Dispatcher:
         for transport in self._transports():
             transport.resume_reading()
 
+    def drain_all(self) -> int:
+        """Dispatch everything queued, now (at shutdown, after links stopped reading, so the
+        queue is finite: at most its bound). Received events are stored and acked before
+        they are queued; this gives actors the ones already accepted. Returns how many."""
+        count = 0
+        self._draining = True
+        try:
+            while self._rx:
+                self.dispatch(self._rx.popleft())
+                count += 1
+        finally:
+            self._draining = False
+        return count
+
     def drain(self) -> None:
         """Dispatch up to ``dispatch_batch`` queued messages now (called right after a link
         read a batch). Not re-entrant: a handler that causes a drain is a no-op inside."""

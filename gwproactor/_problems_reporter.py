@@ -54,8 +54,17 @@ class ProblemReporter:
         self.recent: deque[RecentProblem] = deque(maxlen=keep)
 
     def report(
-        self, summary: str, details: str = "", *, error: bool = True, key: str | None = None
+        self,
+        summary: str,
+        details: str = "",
+        *,
+        error: bool = True,
+        key: str | None = None,
+        store: bool = True,
     ) -> None:
+        """``store=False``: log, count and emit, but do not store it as an event (for
+        problems of the store itself, which would otherwise feed on themselves: a full
+        store's "event dropped" would be stored, dropping another event, and so on)."""
         key = key or summary
         self._stats.problems_reported += 1
         now = time.monotonic()
@@ -74,7 +83,7 @@ class ProblemReporter:
             self._hub.emit(
                 "problem", summary, {"details": details, "error": error, "suppressed": held}
             )
-        if self._reporting or not self._can_store():
+        if not store or self._reporting or not self._can_store():
             return
         self._reporting = True
         try:

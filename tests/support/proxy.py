@@ -447,7 +447,10 @@ class _Pump:
         if transport is None or transport.is_closing():
             raise _ConnectionClosedError
         if transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError as e:  # ENOTCONN: the other side is already gone
+                raise _ConnectionClosedError from e
         self.conn.direction_done(self.direction)
 
 

@@ -1,0 +1,139 @@
+"""A child gateway as a program: generates ``Counted(n)`` events and reports each commit.
+
+Usage::
+
+    python -m tests.procs.child_gateway --port P --state-dir D --start K --count N
+        [--name child] [--parent parent] [--window 50] [--exit-when-drained]
+
+It runs a proactor named ``--name`` with one upstream link to ``--parent`` on the broker at
+127.0.0.1:P, keeping its store in ``D``. It generates ``Counted(K)`` .. ``Counted(K+N-1)``
+in order, with at most ``--window`` ``generate_event`` futures outstanding, and prints the
+lines described in :mod:`tests.procs` (flushed one by one, so that a test reading them can
+SIGKILL it at a chosen moment: every ``committed`` line it has read is a durable event).
+It then keeps running (re-uploading whatever is pending) until SIGTERM or SIGINT, or, with
+``--exit-when-drained``, until no event is pending. It exits 0 after a clean stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections import deque
+from pathlib import Path
+
+from result import Err, Result
+
+from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings, StoreError
+from gwproactor.config import PathSettings
+from gwproactor.listeners import EventListener
+from tests.helpers import REGISTRY, Counted
+
+TIMEOUT = 30.0
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="child_gateway", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--name", default="child")
+    parser.add_argument("--parent", default="parent")
+    parser.add_argument("--window", type=int, default=50)
+    parser.add_argument("--exit-when-drained", action="store_true")
+    return parser.parse_args(argv)
+
+
+def build(args: argparse.Namespace) -> Proactor:
+    broker = BrokerSettings(port=args.port, reconnect_min_seconds=0.05, reconnect_max_seconds=0.5)
+    settings = ProactorSettings(
+        name=args.name,
+        links={args.parent: LinkSettings(peer=args.parent, role="upstream", broker=broker)},
+        paths=PathSettings(state_dir=args.state_dir),
+    )
+    return Proactor(settings, REGISTRY)
+
+
+def report(n: int, result: Result[str, StoreError]) -> None:
+    if isinstance(result, Err):
+        say(f"refused {n} {type(result.err_value).__name__}")
+    else:
+        say(f"committed {n} {result.ok_value}")
+
+
+async def generate(proactor: Proactor, start: int, count: int, window: int) -> None:
+    """Generate in order, at most ``window`` outstanding; commits resolve in FIFO order."""
+    outstanding: deque[tuple[int, asyncio.Future[Result[str, StoreError]]]] = deque()
+    for n in range(start, start + count):
+        outstanding.append((n, proactor.generate_event(Counted(n=n))))
+        if len(outstanding) >= window:
+            first, future = outstanding.popleft()
+            report(first, await future)
+    while outstanding:
+        first, future = outstanding.popleft()
+        report(first, await future)
+    say(f"generated {count}")
+
+
+async def print_progress(listener: EventListener) -> None:
+    async for event in listener:
+        if event.name == "event.acked":
+            say(f"acked {event.data['event_id']}")
+        else:
+            say(f"reupload {event.data['acked']} {event.data['pending']}")
+
+
+async def drained(proactor: Proactor, listener: EventListener) -> None:
+    """Return once the store holds no pending event (it is updated before ``event.acked``)."""
+    while proactor.store.pending_count:
+        await listener.get()
+    say("drained")
+
+
+async def work(proactor: Proactor, args: argparse.Namespace) -> None:
+    with proactor.listener("event.acked") as acks:
+        await generate(proactor, args.start, args.count, args.window)
+        if args.exit_when_drained:
+            await drained(proactor, acks)
+        else:
+            await asyncio.Event().wait()  # until SIGTERM
+
+
+async def main(args: argparse.Namespace) -> int:
+    proactor = build(args)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with proactor.listener(("event.acked", "reupload.progress")) as progress:
+        printer = loop.create_task(print_progress(progress), name="child.progress")
+        await proactor.start()
+        say("ready")
+        worker = loop.create_task(work(proactor, args), name="child.work")
+        stopping = loop.create_task(stop.wait(), name="child.signal")
+        try:
+            await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (worker, stopping):
+                task.cancel()
+            await asyncio.wait_for(proactor.stop_and_join(), TIMEOUT)
+            printer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await printer
+    error = worker.exception() if worker.done() and not worker.cancelled() else None
+    if error is not None:
+        raise error
+    say("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))
