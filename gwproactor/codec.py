@@ -93,12 +93,16 @@ class JsonCodec:
         self.refresh()
 
     def refresh(self) -> None:
-        """Rebuild the per-type envelope models from the registry."""
-        self._envelopes = {
-            name: Message[payload_type]  # type: ignore[valid-type]
-            for name in self.registry.type_names
-            if (payload_type := self.registry.get(name)) is not None
-        }
+        """Forget the per-type envelope models (after registering more types). They are
+        built on first use: a gateway knowing many types pays only for those it receives."""
+        self._envelopes = {}
+
+    def _envelope(self, type_name: str) -> type[Message[Any]] | None:
+        payload_type = self.registry.get(type_name)
+        if payload_type is None:
+            return None
+        envelope = self._envelopes[type_name] = Message[payload_type]  # type: ignore[valid-type]
+        return envelope
 
     # -- encode --------------------------------------------------------------------------
 
@@ -156,7 +160,7 @@ class JsonCodec:
             topics[topic] = parts
         if parts is None:
             return Err(DecodeError("topic", "not gw/<src>/to/<dst>/<message_type>", topic))
-        envelope = self._envelopes.get(parts.message_type)
+        envelope = self._envelopes.get(parts.message_type) or self._envelope(parts.message_type)
         try:
             if envelope is not None:
                 message = envelope.model_validate_json(payload)

@@ -21,8 +21,6 @@ from gwproactor._dispatcher import Dispatcher
 from gwproactor._problems_reporter import ProblemReporter
 from gwproactor._raw import RawRouter
 from gwproactor._status import build_status
-from gwproactor.admin import ADMIN_ACTOR, AdminCommander
-from gwproactor.admin import COMMANDS as ADMIN_COMMANDS
 from gwproactor.codec import JsonCodec, MessageRegistry
 from gwproactor.communicator import (
     CommunicatorInterface,
@@ -156,6 +154,9 @@ class Proactor(ServicesInterface):
         )
         admin_links = [n for n, link in settings.links.items() if link.role == "admin"]
         if admin_links:
+            from gwproactor.admin import ADMIN_ACTOR, AdminCommander
+            from gwproactor.admin import COMMANDS as ADMIN_COMMANDS
+
             self.add_communicator(AdminCommander(self, admin_links[0]))
             for command in ADMIN_COMMANDS:
                 self.route(command.type_name, ADMIN_ACTOR)

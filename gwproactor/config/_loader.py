@@ -14,6 +14,7 @@ field of a link that the config file defines.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,11 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import (
-    DotEnvSettingsSource,
-    EnvSettingsSource,
-    SettingsError,
-)
 
 from gwproactor.config._settings import ENV_PREFIX, ProactorSettings
 from gwproactor.errors import ConfigError
@@ -93,14 +89,17 @@ def describe_sources(
 ) -> SettingsSources:
     """Read every source without validating the result. Raises ConfigError for a config file
     that is missing or not valid TOML, or an environment value that cannot be parsed."""
+    from pydantic_settings import DotEnvSettingsSource, SettingsError
+
     found: list[_Source] = []
     if overrides:
         found.append(_Source("argument", "argument", dict(overrides)))
+    settings_cls = _loadable()
     try:
-        env = _EnvSource(ProactorSettings, environ)
+        env = _env_source(settings_cls, environ)
         found.append(_Source("environment", "env", env()))
         if env_file is not None and Path(env_file).is_file():
-            dotenv = DotEnvSettingsSource(ProactorSettings, env_file=Path(env_file))
+            dotenv = DotEnvSettingsSource(settings_cls, env_file=Path(env_file))
             found.append(_Source(f".env file {env_file}", "dotenv", dotenv()))
     except SettingsError as e:
         raise ConfigError(f"cannot parse a setting: {e}") from e
@@ -109,13 +108,28 @@ def describe_sources(
     return SettingsSources(tuple(found))
 
 
-class _EnvSource(EnvSettingsSource):
-    """The environment source, reading a given mapping instead of os.environ if asked."""
+@functools.cache
+def _loadable() -> type[Any]:
+    """ProactorSettings as a pydantic-settings ``BaseSettings``, for the sources to read
+    (prefix, nested delimiter); validation itself uses :class:`ProactorSettings`."""
+    from pydantic_settings import BaseSettings, SettingsConfigDict
 
-    def __init__(self, settings_cls: type[ProactorSettings], environ: Mapping[str, str] | None):
-        super().__init__(settings_cls)
-        if environ is not None:
-            self.env_vars = {k.lower(): v for k, v in environ.items()}
+    class LoadableSettings(ProactorSettings, BaseSettings):
+        model_config = SettingsConfigDict(
+            env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+        )
+
+    return LoadableSettings
+
+
+def _env_source(settings_cls: type[Any], environ: Mapping[str, str] | None) -> Any:
+    """The environment source, reading ``environ`` instead of os.environ if given."""
+    from pydantic_settings import EnvSettingsSource
+
+    source = EnvSettingsSource(settings_cls)
+    if environ is not None:
+        source.env_vars = {k.lower(): v for k, v in environ.items()}
+    return source
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

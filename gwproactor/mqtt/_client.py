@@ -44,6 +44,7 @@ from gwproactor.stats import LinkStats
 __all__ = ("MQTTClientWrapper",)
 
 _SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
+_TCP_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # Linux only
 
 
 class MQTTClientWrapper:
@@ -103,6 +104,7 @@ class MQTTClientWrapper:
         self._connect_error = ""
         self._attempt_reported = False
         self._switch_now = False
+        self._quickack = False
         self._failback_task: asyncio.Task[None] | None = None
 
     # -- public, loop-only ----------------------------------------------------------------
@@ -320,6 +322,9 @@ class MQTTClientWrapper:
             except OSError as e:  # e.g. a unix socket; harmless
                 self._log.debug("TCP_NODELAY not set: %s", e)
         self._reader_fd = None
+        self._quickack = (
+            settings.tcp_quickack and _TCP_QUICKACK != 0 and isinstance(sock, socket.socket)
+        )
         client.reset_buffer()
         client.buffer_writes(self._schedule_flush)
         if not self._reading_paused:
@@ -470,6 +475,9 @@ class MQTTClientWrapper:
                 client.feed_eof()
             else:
                 client.feed(data)
+                if self._quickack and isinstance(sock, socket.socket):
+                    # Linux clears quick-ACK mode on its own: set it again after each read.
+                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
                 # TLS: decrypted bytes may wait in the SSL object with the fd quiet.
                 while isinstance(sock, ssl.SSLSocket) and sock.pending():
                     client.feed(sock.recv(sock.pending()))
