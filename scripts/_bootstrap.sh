@@ -141,6 +141,11 @@ gw_bootstrap() {
     venv="$root/.venv"
     _gw_system_packages || return 1
     _gw_python_env "$root" "$venv" || return 1
+    # Bytecode for the project's own modules (an editable install has none, and with
+    # PYTHONDONTWRITEBYTECODE set every start would compile ~60 modules: ~0.1 s here).
+    # compileall only rewrites what changed, so this costs little on later runs.
+    "$venv/bin/python" -m compileall -q "$root/gwproactor" "$root/actors" >/dev/null \
+        || _gw_say "warning: could not precompile gwproactor (start-up will be slower)"
     mosquitto="$(_gw_find_mosquitto)" || _gw_fail "mosquitto not found" || return 1
     export GW_ROOT="$root"
     export GW_VENV="$venv"
