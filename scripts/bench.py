@@ -15,11 +15,11 @@ and removed at the end, on error and on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
 import shutil
-import compileall
 import signal
 import subprocess
 import sys
