@@ -103,6 +103,12 @@ class BrokerSettings(_Model):
         "cannot carry dots in topic levels (RabbitMQ, nats-server < 2.10); both ends of a "
         "link must agree",
     )
+    max_inflight: int = Field(
+        default=0,
+        ge=0,
+        description="paho's limit on unacknowledged QoS 1 publishes (0: none). The event "
+        "uploader has its own window; with a limit paho scans all held messages per PUBACK",
+    )
     session_expiry_seconds: int = Field(
         default=86_400, ge=0, description="MQTT 5 persistent session lifetime (clean_session off)"
     )

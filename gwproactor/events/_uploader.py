@@ -71,6 +71,7 @@ class Uploader:
         self._notice_during_read = False
         self._caught_up = False
         self._fetching = False
+        self._to_clear: list[str] = []  # acked ids waiting to be deleted from the store
         self._generation = 0  # bumps on every (de)activation; stale reads are dropped
         self._active = False
         self._backlog_started: float | None = None
@@ -123,8 +124,10 @@ class Uploader:
         if self._inflight.pop(event_id, None) is None:
             return False
         self.stats.acked += 1
-        future = self.store.ack(event_id)
-        future.add_done_callback(lambda f: self._check_ack(event_id, f))
+        # Deleted from the store in one operation per loop iteration (a burst of acks).
+        self._to_clear.append(event_id)
+        if len(self._to_clear) == 1:
+            asyncio.get_running_loop().call_soon(self._clear)
         if self._on_progress is not None and (
             self.stats.acked % self.progress_every == 0
             or (not self._inflight and not self._queue and self._caught_up)
@@ -137,15 +140,21 @@ class Uploader:
         self._pump()
         return True
 
-    def _check_ack(self, event_id: str, future: asyncio.Future[Result[bool, StoreError]]) -> None:
+    def _clear(self) -> None:
+        ids, self._to_clear = self._to_clear, []
+        future = self.store.ack_many(ids)
+        future.add_done_callback(lambda f: self._cleared(ids, f))
+
+    def _cleared(self, ids: list[str], future: asyncio.Future[Result[int, StoreError]]) -> None:
         if future.cancelled():
             return
         result = future.result()
         if isinstance(result, Err):
-            self.stats.ack_errors += 1
-            self._log.error("could not clear acked event from the store: %s", result.err_value)
+            self.stats.ack_errors += len(ids)
+            self._log.error("could not clear acked events from the store: %s", result.err_value)
         elif self._on_cleared is not None:
-            self._on_cleared(event_id)
+            for event_id in ids:
+                self._on_cleared(event_id)
 
     def _pump(self) -> None:
         link = self.link

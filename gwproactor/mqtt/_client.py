@@ -625,7 +625,7 @@ class MQTTClientWrapper:
             protocol=protocol,
         )
         client.connect_timeout = settings.connect_timeout_seconds
-        client.max_inflight_messages_set(1000)
+        client.max_inflight_messages_set(settings.max_inflight)
         if settings.username is not None:
             client.username_pw_set(
                 settings.username,

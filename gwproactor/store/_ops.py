@@ -71,7 +71,7 @@ class ReceiveOp:
 
 @dataclass(slots=True)
 class AckOp:
-    event_id: str
+    event_id: str | tuple[str, ...]  # several: one op for a burst of acks
     waiter: Waiter
 
 

@@ -345,14 +345,19 @@ class SqliteWriter:
         return Ok(True), None
 
     def _ext_ack(self, cur: sqlite3.Cursor, op: AckOp, stats: StoreStats) -> object:
-        row = cur.execute(_FIND_PENDING, (op.event_id,)).fetchone()
+        if isinstance(op.event_id, tuple):
+            return Ok(sum(self._ext_ack_one(cur, event_id, stats) for event_id in op.event_id))
+        return Ok(self._ext_ack_one(cur, op.event_id, stats))
+
+    def _ext_ack_one(self, cur: sqlite3.Cursor, event_id: str, stats: StoreStats) -> bool:
+        row = cur.execute(_FIND_PENDING, (event_id,)).fetchone()
         if row is None:
-            return Ok(False)
+            return False
         cur.execute(_DELETE_SEQ, (row[0],))
         self._counts.pending_count -= 1
         self._counts.pending_bytes -= row[1]
         stats.acked += 1
-        return Ok(True)
+        return True
 
     def _ext_enforce_bounds(self, stats: StoreStats) -> tuple[int, int]:
         """Evict oldest-first inside the open transaction.

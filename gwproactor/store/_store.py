@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -254,6 +254,15 @@ class EventStore:
         loop, writer = self._require_running()
         future: asyncio.Future[Result[bool, StoreError]] = loop.create_future()
         self._submit(writer, AckOp(event_id, future))
+        return future
+
+    def ack_many(self, event_ids: Sequence[str]) -> asyncio.Future[Result[int, StoreError]]:
+        """:meth:`ack` for several events in one operation (one future, one queue entry):
+        resolves to ``Ok(number that were pending)``. Never blocks. Raises ``StateError``
+        unless running."""
+        loop, writer = self._require_running()
+        future: asyncio.Future[Result[int, StoreError]] = loop.create_future()
+        self._submit(writer, AckOp(tuple(event_ids), future))
         return future
 
     def record_received(
