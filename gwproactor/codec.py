@@ -169,8 +169,7 @@ class JsonCodec:
         except ValidationError as e:
             if envelope is None:
                 return Err(DecodeError("unknown_type", parts.message_type, topic))
-            reason = "json" if e.errors()[0]["type"] == "json_invalid" else "payload"
-            return Err(DecodeError(reason, _summarize(e), topic))
+            return Err(DecodeError(_reason(e), _summarize(e), topic))
         header = message.header
         if (
             header.src != parts.src
@@ -185,6 +184,17 @@ class JsonCodec:
                 )
             )
         return Ok(message)
+
+
+def _reason(error: ValidationError) -> str:
+    """``json`` (not JSON at all), ``payload`` (the payload does not fit its type) or
+    ``envelope`` (the header or the envelope's shape is wrong)."""
+    first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        return "json"
+    if first["loc"] and first["loc"][0] == "payload":
+        return "payload"
+    return "envelope"
 
 
 def _summarize(error: ValidationError) -> str:

@@ -397,6 +397,7 @@ class Proactor(ServicesInterface):
         self._lifecycle.info("%s stopping", self._name)
         self.patter.stopping()
         await self.patter.stop()
+        self.patter.notifier.close()
         self.watchdog.stop()
         errors: list[BaseException] = []
         try:

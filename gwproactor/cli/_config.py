@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gwproactor.config import load_settings_with_sources
@@ -17,7 +18,7 @@ def config_command(config: Path, env_file: Path, console: Console) -> int:
     try:
         settings, sources = load_settings_with_sources(config, env_file)
     except ConfigError as e:
-        console.print(f"[red]invalid[/red] {config}:\n{e}")
+        console.print(f"[red]invalid[/red] {escape(str(config))}:\n{escape(str(e))}")
         return 2
     table = Table(title=f"{settings.name}: effective settings", show_lines=False)
     table.add_column("setting")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from gwproactor.actors_registry import default_registry
 from gwproactor.config import load_settings
@@ -21,14 +22,23 @@ def run_command(config: Path, env_file: Path, log_level: str | None, console: Co
         settings = load_settings(config, env_file, **overrides)
         proactor = Proactor(settings, default_registry())
     except ConfigError as e:
-        console.print(f"[red]configuration error[/red] in {config}:\n{e}")
+        where = escape(str(config))
+        console.print(f"[red]configuration error[/red] in {where}:\n{escape(str(e))}")
         return 2
-    handlers = setup_logging(
-        settings.logging,
-        proactor.paths.log_dir,
-        logger=proactor.logger,
-        console=RichHandler(console=console, show_path=False),
-    )
+    try:
+        proactor.paths.ensure()
+        handlers = setup_logging(
+            settings.logging,
+            proactor.paths.log_dir,
+            logger=proactor.logger,
+            console=RichHandler(console=console, show_path=False),
+        )
+    except OSError as e:
+        console.print(
+            f"[red]configuration error[/red] in {escape(str(config))}: paths.state_dir "
+            f"{escape(str(proactor.paths.state_dir))} cannot be used: {escape(str(e))}"
+        )
+        return 2
     try:
         asyncio.run(proactor.run_forever())
     finally:

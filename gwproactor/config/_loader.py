@@ -15,6 +15,8 @@ field of a link that the config file defines.
 from __future__ import annotations
 
 import functools
+import importlib
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from pydantic import ValidationError
 
 from gwproactor.config._settings import ENV_PREFIX, ProactorSettings
 from gwproactor.errors import ConfigError
+
+_SECRET_RE = re.compile(r"password|token|secret", re.IGNORECASE)
 
 __all__ = ("SettingsSources", "describe_sources", "load_settings")
 
@@ -75,9 +79,36 @@ def load_settings_with_sources(
     for source in reversed(sources.sources):
         _deep_merge(merged, source.values)
     try:
-        return ProactorSettings.model_validate(merged), sources
+        settings = ProactorSettings.model_validate(merged)
     except ValidationError as e:
         raise ConfigError(_explain(e, sources)) from e
+    _check_actor_classes(settings, sources)
+    return settings, sources
+
+
+def _check_actor_classes(settings: ProactorSettings, sources: SettingsSources) -> None:
+    """Each actor's class must import, so that ``gwproactor config`` catches a typo and
+    names the field and its source (rather than the gateway failing at start)."""
+    problems = []
+    for name, actor in settings.actors.items():
+        spec = actor.cls
+        module_name, _, class_name = spec.partition(":") if ":" in spec else spec.rpartition(".")
+        reason = ""
+        if not module_name or not class_name:
+            reason = "is not 'package.module:Class'"
+        else:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as e:
+                reason = f"cannot import {module_name}: {e}"
+            else:
+                if not isinstance(getattr(module, class_name, None), type):
+                    reason = f"{module_name} has no class {class_name}"
+        if reason:
+            origin = sources.origin(("actors", name, "class"))
+            problems.append(f"  actors.{name}.class: {spec!r} {reason} [from {origin}]")
+    if problems:
+        raise ConfigError("\n".join([f"{len(problems)} invalid actor class(es):", *problems]))
 
 
 def describe_sources(
@@ -95,14 +126,26 @@ def describe_sources(
     if overrides:
         found.append(_Source("argument", "argument", dict(overrides)))
     settings_cls = _loadable()
+    where = "the environment"
     try:
         env = _env_source(settings_cls, environ)
         found.append(_Source("environment", "env", env()))
         if env_file is not None and Path(env_file).is_file():
+            where = f".env file {env_file}"
             dotenv = DotEnvSettingsSource(settings_cls, env_file=Path(env_file))
-            found.append(_Source(f".env file {env_file}", "dotenv", dotenv()))
+            found.append(_Source(where, "dotenv", dotenv()))
     except SettingsError as e:
-        raise ConfigError(f"cannot parse a setting: {e}") from e
+        # pydantic-settings names its own class ("from source EnvSettingsSource"); name the
+        # variable the operator wrote instead.
+        match = re.search(r'field "([^"]+)"', str(e))
+        field = match.group(1) if match else "?"
+        variable = ENV_PREFIX + field.upper()
+        raise ConfigError(
+            f"cannot parse {variable} (setting {field}) from {where}: a nested setting "
+            "given as one variable "
+            f"must be JSON (or set its fields one by one with '__', e.g. {ENV_PREFIX}"
+            "LINKS__UP__PEER)"
+        ) from e
     if config_file is not None:
         found.append(_Source(f"config file {config_file}", "file", _read_toml(Path(config_file))))
     return SettingsSources(tuple(found))
@@ -140,6 +183,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {e}") from e
     except OSError as e:
         raise ConfigError(f"config file {path} cannot be read: {e}") from e
 
@@ -151,7 +196,12 @@ def _explain(error: ValidationError, sources: SettingsSources) -> str:
         field = ".".join(str(p) for p in loc) or "(settings)"
         value = ""
         if item["type"] != "missing" and loc:
-            value = f" (got {_short(item.get('input'))})"
+            given = item.get("input")
+            if any(isinstance(p, str) and _SECRET_RE.search(p) for p in loc):
+                # Never echo a secret, even a malformed one: only say what type it was.
+                value = f" (got a {type(given).__name__})"
+            else:
+                value = f" (got {_short(given)})"
         origin = sources.origin(loc) if item["type"] != "missing" else "no source gave it"
         lines.append(f"  {field}: {item['msg']}{value} [from {origin}]")
     return "\n".join(lines)
@@ -170,9 +220,15 @@ def _short(value: object) -> str:
 
 
 def _has_path(values: Mapping[str, Any], loc: tuple[str | int, ...]) -> bool:
+    if loc and loc[-1] == "[key]":  # pydantic's location for a bad dict key
+        loc = loc[:-1]
     node: Any = values
     for part in loc:
-        if isinstance(node, Mapping) and part in node:
+        if isinstance(part, int) and isinstance(node, list | tuple):
+            if not 0 <= part < len(node):
+                return False
+            node = node[part]
+        elif isinstance(node, Mapping) and part in node:
             node = node[part]
         elif isinstance(node, Mapping) and isinstance(part, str) and part.lower() in node:
             node = node[part.lower()]

@@ -10,7 +10,15 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
 from gwproactor.config._paths import PathSettings
 from gwproactor.names import validate_name
@@ -186,11 +194,20 @@ class ActorSettings(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
+
+
 class LoggingSettings(_Model):
-    level: str = "INFO"
-    message_summary_level: str = "WARNING"
-    lifecycle_level: str = "INFO"
-    comm_event_level: str = "INFO"
+    level: LogLevel = "INFO"
+    message_summary_level: LogLevel = "WARNING"
+    lifecycle_level: LogLevel = "INFO"
+    comm_event_level: LogLevel = "INFO"
     file_enabled: bool = True
     file_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     file_backup_count: int = Field(default=5, ge=0)

@@ -197,7 +197,8 @@ class Link(TransportListener):
     def subscribe_raw(self, topic_filter: str, qos: QOS | None = None) -> None:
         """Subscribe to a topic outside ``gw/`` on this link's broker (restored after every
         reconnect, and part of "every subscription acknowledged")."""
-        if topic_filter.startswith(self._gw_prefix) or topic_filter in ("#", "gw/#"):
+        if topic_filter.split("/", 1)[0] in ("gw", "+", "#"):
+            # '+/...' and '#' would also match gw/ topics, which go to the codec, not here.
             raise ValueError(f"raw filter {topic_filter!r} overlaps the gw/ topics")
         self.transport.subscribe(topic_filter, self.qos if qos is None else qos)
 

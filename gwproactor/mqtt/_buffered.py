@@ -13,7 +13,8 @@ paho closes the socket (after a DISCONNECT, say) the buffer is flushed, so nothi
 believes written is silently dropped on a clean close.
 
 Only ``_sock_recv``, ``_sock_send`` and ``_sock_close`` are replaced: in paho 2.x they are
-the only places it touches its socket for data.
+the only places it touches its socket for data. :meth:`BufferedClient.read_packets` drives
+paho's packet parser one packet at a time, so a read budget means packets.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt.client import Client
+from paho.mqtt.enums import MQTTErrorCode
 
 __all__ = ("BufferedClient",)
 
@@ -120,6 +122,25 @@ class BufferedClient(Client):
     def feed_error(self, error: OSError) -> None:
         """The socket failed: paho sees the error once the buffer is consumed."""
         self._gw_error = error
+
+    def read_packets(self, budget: int, paused: Callable[[], bool]) -> bool:
+        """Parse up to ``budget`` whole packets from the buffer, one at a time (paho's
+        ``loop_read`` parses as many packets as it holds messages in flight, thousands after
+        a burst of publishes, which would hold the loop). Returns False once the connection
+        is lost (paho has closed it and reported the disconnect). Stops early once
+        ``paused()`` says so (the receive queue is full: backpressure)."""
+        for _ in range(budget):
+            if self._sock is None:
+                return False
+            if paused():
+                return True
+            rc = self._packet_read()
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                return True
+            if rc > 0:
+                self._loop_rc_handle(rc)
+                return False
+        return True
 
     @property
     def buffered(self) -> int:

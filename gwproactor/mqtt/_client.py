@@ -189,6 +189,9 @@ class MQTTClientWrapper:
             self._want_write()
         return info.rc == _SUCCESS
 
+    def _is_paused(self) -> bool:
+        return self._reading_paused
+
     def pause_reading(self) -> None:
         """Stop reading the socket (backpressure: TCP then pushes back to the broker)."""
         self._reading_paused = True
@@ -493,11 +496,8 @@ class MQTTClientWrapper:
         client = self._client
         if client is None:
             return
-        budget = self.settings.read_batch_packets
-        while budget and not self._reading_paused and (client.buffered or client.at_end):
-            if client.loop_read() != _SUCCESS or client.socket() is None:
-                break
-            budget -= 1
+        if not self._reading_paused and (client.buffered or client.at_end):
+            client.read_packets(self.settings.read_batch_packets, self._is_paused)
         if client.want_write():
             self._want_write()
         self._listener.on_transport_read_done()

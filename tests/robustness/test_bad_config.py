@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from gwproactor import Proactor
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError
 
@@ -127,11 +126,6 @@ def test_bad_names_are_refused_naming_the_field(tmp_path: Path, text: str, field
     assert f"{field_name}: Value error, invalid name" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: errors inside lists and dict keys are attributed to '[from default]' "
-    "(SettingsSources.origin cannot follow list indices or the '[key]' location)",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -180,11 +174,6 @@ def test_an_env_value_that_is_not_json_is_a_config_error(tmp_path: Path) -> None
     assert "links" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a complex env value that is not JSON is blamed on '_EnvSource' (a private "
-    "class) instead of naming the variable GWPROACTOR_LINKS",
-)
 def test_an_env_value_that_is_not_json_names_the_variable() -> None:
     message = str(_load(None, {"GWPROACTOR_LINKS": "{not json"}))
     assert "GWPROACTOR_LINKS" in message
@@ -201,11 +190,6 @@ def test_a_directory_instead_of_a_file_is_a_config_error(tmp_path: Path) -> None
     assert str(tmp_path) in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a config file that is not UTF-8 raises UnicodeDecodeError, not ConfigError "
-    "(_read_toml does not catch it)",
-)
 def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "binary.toml"
     path.write_bytes(b'name = "\xff\xfe"\n')
@@ -214,19 +198,14 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
 
 def test_an_actor_class_that_does_not_exist_is_a_config_error(tmp_path: Path) -> None:
     path = _write(tmp_path, "actor.toml", UNKNOWN_ACTOR)
-    settings = load_settings(path, env_file=None, environ={})
+    # Caught when the settings are loaded, before any gateway is built.
     with pytest.raises(ConfigError) as info:
-        Proactor(settings)
+        load_settings(path, env_file=None, environ={})
     message = str(info.value)
     assert "relay1" in message
     assert "actors.no_such_module" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an actor class that cannot be imported is only found when the Proactor is "
-    "built, and the error names neither the field actors.<name>.class nor the file",
-)
 def test_an_actor_class_that_does_not_exist_names_field_and_source(tmp_path: Path) -> None:
     path = _write(tmp_path, "actor.toml", UNKNOWN_ACTOR)
     message = str(_load(path))
@@ -234,11 +213,6 @@ def test_an_actor_class_that_does_not_exist_names_field_and_source(tmp_path: Pat
     assert f"config file {path}" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: logging levels are free text; 'LOUD' is accepted and only fails (with a "
-    "ValueError traceback) when `gwproactor run` sets up logging",
-)
 def test_an_unknown_log_level_is_a_config_error(tmp_path: Path) -> None:
     path = _write(tmp_path, "level.toml", BAD_LOG_LEVEL)
     message = str(_load(path))
@@ -372,11 +346,6 @@ def test_config_command_exits_2_with_the_message(
     _no_traceback(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the CLI prints the ConfigError through rich markup, which swallows every "
-    "'[from <source>]' tag, so the output no longer names the source",
-)
 @pytest.mark.parametrize(
     ("case", "source"),
     [
@@ -389,11 +358,6 @@ def test_cli_output_names_the_source(cli: dict[str, CliRun], case: str, source: 
     assert source in cli[case].flat, cli[case].output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `gwproactor config` does not check actor classes and reports a config with "
-    "a class that cannot be imported as valid (exit 0)",
-)
 def test_config_command_refuses_an_actor_class_that_does_not_exist(
     cli: dict[str, CliRun],
 ) -> None:
@@ -402,11 +366,6 @@ def test_config_command_refuses_an_actor_class_that_does_not_exist(
     assert "actors.no_such_module" in run.flat
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a config file that is not UTF-8 crashes `gwproactor config` with a "
-    "UnicodeDecodeError traceback",
-)
 def test_config_command_refuses_a_file_that_is_not_utf8(cli: dict[str, CliRun]) -> None:
     run = cli["config-binary"]
     assert run.returncode == 2, run.output
@@ -420,34 +379,10 @@ def test_config_command_refuses_a_file_that_is_not_utf8(cli: dict[str, CliRun]) 
         ("run-missing", "config file missing.toml does not exist"),
         ("run-env", "receive_queue_max: Input should be greater than or equal to 2"),
         ("run-dotenv", "links.up.broker.port: Input should be a valid integer"),
-        ("run-actor", "actor relay1: cannot import actors.no_such_module"),
-        pytest.param(
-            "run-log-level",
-            "logging.level",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: an unknown log level passes validation and `run` dies in "
-                "logging.setLevel with a ValueError traceback (exit 1)",
-            ),
-        ),
-        pytest.param(
-            "run-binary",
-            "bin.toml",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: a config file that is not UTF-8 crashes `run` with a "
-                "UnicodeDecodeError traceback (exit 1)",
-            ),
-        ),
-        pytest.param(
-            "run-state-dir-is-a-file",
-            "paths.state_dir",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: a state_dir that cannot be created crashes `run` with a "
-                "NotADirectoryError traceback (exit 1) instead of a configuration error",
-            ),
-        ),
+        ("run-actor", "actors.relay1.class: 'actors.no_such_module:NoSuchActor' cannot import"),
+        ("run-log-level", "logging.level"),
+        ("run-binary", "bin.toml"),
+        ("run-state-dir-is-a-file", "paths.state_dir"),
     ],
 )
 def test_run_command_exits_2_without_a_traceback(

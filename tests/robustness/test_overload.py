@@ -252,7 +252,6 @@ async def test_blocked_thread_actor_under_a_flood_stays_bounded_and_recovers(
     finally:
         gwlog.removeHandler(withheld)
         gwlog.removeHandler(resumed)
-        child.patter.notifier.close()  # the proactor leaves it open (see the xfail below)
         await peer_loop.call(parent.stop_and_join())
     # Every message was handled, in order, or refused and counted: nothing vanished.
     handled = actor.handled
@@ -298,23 +297,14 @@ async def test_reading_pauses_within_one_read_batch_of_the_queue_bound(
     assert child.stats.queue_high_water <= QUEUE_MAX + batch, child.stats.queue_high_water
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the proactor never closes its SdNotifier socket (patter.stop does not, and "
-    "nothing calls notifier.close()): one file descriptor leaks per stopped proactor",
-)
 async def test_stopping_closes_the_service_manager_socket(sd_notify: socket.socket) -> None:
     proactor = Proactor(ProactorSettings(name="solo"), REGISTRY)
     before = _open_fds()
-    try:
-        async with running(proactor):
-            assert proactor.patter.notifier.enabled
-            # READY=1 was sent: the proactor opened its socket to the service manager.
-            assert sd_notify.recv(4096).startswith(b"READY=1")
-        leaked = _open_fds() - before
-    finally:
-        proactor.patter.notifier.close()  # keep the leak out of the other tests
-    assert leaked == 0
+    async with running(proactor):
+        assert proactor.patter.notifier.enabled
+        # READY=1 was sent: the proactor opened its socket to the service manager.
+        assert sd_notify.recv(4096).startswith(b"READY=1")
+    assert _open_fds() - before == 0
 
 
 def _open_fds() -> int:
@@ -333,12 +323,6 @@ async def _max_loop_gap(until: asyncio.Future[Any], period: float = 0.01) -> flo
 
 
 @pytest.mark.broker
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_batch_packets counts calls of paho's loop_read, and each call parses "
-    "len(out_messages)+len(in_messages) packets (min 1): with a burst of publishes in "
-    "flight, one wake-up parses every buffered PUBACK (up to 64 KiB of them)",
-)
 async def test_after_a_burst_of_publishes_the_senders_loop_stays_responsive(
     mosquitto_factory: MosquittoFactory, peer_loop: LoopThread
 ) -> None:

@@ -332,12 +332,6 @@ async def test_a_message_from_another_gateway_than_the_peer_is_rejected_and_coun
     assert reported.source == "up: decode.wrong_peer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: subscribe_raw refuses only filters that start with 'gw/' (and '#', 'gw/#'); "
-    "'+/...' filters overlap the gw/ topics, feed other gateways' traffic into the link "
-    "(rejected_src, problem reports) and never reach the raw subscriber",
-)
 @pytest.mark.parametrize("topic_filter", ["+/+/to/child/#", "+/status", "+/#"])
 def test_raw_filters_that_overlap_the_gateway_topics_are_refused(topic_filter: str) -> None:
     child = Proactor(
@@ -437,11 +431,6 @@ def test_config_command_masks_secrets(tmp_path: Path) -> None:
     _assert_no_secret(output, "`gwproactor config` output")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a ConfigError echoes the value it got, also for secret fields: a password "
-    "written as a number (or a list) appears in the error, the log and the CLI output",
-)
 @pytest.mark.parametrize("value", ["98765432123", f'["{CHILD_SECRET}"]'])
 def test_a_mistyped_secret_is_not_echoed_in_config_errors(tmp_path: Path, value: str) -> None:
     path = tmp_path / "gw.toml"
