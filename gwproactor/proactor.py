@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from result import Err, Ok, Result
 
 from gwproactor._dispatcher import Dispatcher
+from gwproactor._health import GatewayHealth
+from gwproactor._link_observer import LinkObserver
 from gwproactor._problems_reporter import ProblemReporter
 from gwproactor._raw import RawRouter
 from gwproactor._status import build_status
@@ -32,7 +34,7 @@ from gwproactor.communicator import (
 from gwproactor.config import ProactorSettings
 from gwproactor.errors import LinkError, RoutingError, StateError, StoreError
 from gwproactor.events import EventManager
-from gwproactor.links import Link, LinkInput, LinkState, TransportFactory
+from gwproactor.links import Link, TransportFactory
 from gwproactor.links._link import presence_payload
 from gwproactor.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.logger import ProactorLogger
@@ -40,12 +42,6 @@ from gwproactor.message import Event, Message, Payload
 from gwproactor.mqtt import QOS, MQTTClients, Transport, TransportListener
 from gwproactor.stats import ProactorStats
 from gwproactor.store import EventStore, StoredEvent, StoreState
-from gwproactor.watchdog import (
-    ExternalWatchdogCommandBuilder,
-    InternalWatchdog,
-    SdNotifier,
-    WatchdogPatter,
-)
 from gwproactor.web import WebManager
 
 __all__ = ("Proactor",)
@@ -88,21 +84,12 @@ class Proactor(ServicesInterface):
         self._stopped: asyncio.Event | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self.web = WebManager(self)
-        self.watchdog = InternalWatchdog.from_settings(
-            settings.watchdog, on_stall=self._on_stall, on_recover=self._on_recover
-        )
-        self.patter = WatchdogPatter(
-            self.watchdog,
-            SdNotifier() if settings.watchdog.systemd_notify else None,
-            external_command=ExternalWatchdogCommandBuilder.pat_args(
-                self._name, args=settings.watchdog.external_command or None
-            ),
-            external_interval_seconds=settings.watchdog.external_interval_seconds,
-            external_timeout_seconds=settings.watchdog.external_timeout_seconds,
-            on_withheld=self._on_watchdog_withheld,
-        )
+        self.health = GatewayHealth(self)
+        self.watchdog = self.health.watchdog
+        self.patter = self.health.patter
         self._started_at = 0.0
         self.links: dict[str, Link] = {}
+        self._link_observer = LinkObserver(self)
         for link_name, link_settings in settings.links.items():
             codec = JsonCodec(self.registry, link_settings.max_payload_bytes)
             self.links[link_name] = Link(
@@ -110,7 +97,7 @@ class Proactor(ServicesInterface):
                 self._name,
                 link_settings,
                 codec,
-                self,
+                self._link_observer,
                 self._transport_factory,
                 stats=self._stats.link(link_name),
                 logger=self._logger.child(f"link.{link_name}"),
@@ -141,7 +128,7 @@ class Proactor(ServicesInterface):
             self.upstream_link,
             stats=self._stats,
             hub=self.hub,
-            dispatch=self._dispatch_received_event,
+            dispatch=self._link_observer.dispatch_received_event,
             logger=self._logger.child("events"),
         )
         self.problems = ProblemReporter(
@@ -273,6 +260,11 @@ class Proactor(ServicesInterface):
         except Exception as e:  # noqa: BLE001  (reported to the admin as the command's result)
             return Err(e)
         return Ok(None)
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """Message type -> communicator, for link messages that name no actor."""
+        return self._routes
 
     def route(self, message_type: str, communicator_name: str) -> None:
         """Send link messages of ``message_type`` that name no actor to this communicator."""
@@ -510,49 +502,6 @@ class Proactor(ServicesInterface):
         link = self.link(link_name)
         return link.publish(link.message(payload, ack_required=ack_required, actor=actor))
 
-    def on_link_state(self, link: Link, old: LinkState, new: LinkState, cause: LinkInput) -> None:
-        self._logger.comm_event.info(
-            "%s: %s -> %s (%s)", link.name, old.value, new.value, cause.value
-        )
-        if self.hub:
-            self.hub.emit(
-                "link.state", link.name, {"old": old.value, "new": new.value, "cause": cause.value}
-            )
-        if self._state == "running":
-            self.patter.set_status(self.status_line())
-        if link.role == "upstream" and (new is LinkState.active or old is LinkState.active):
-            self.events.upstream_active(new is LinkState.active)
-
-    def on_link_message(self, link: Link, message: Message[Any]) -> None:
-        if self.hub:
-            self.hub.emit("message.received", link.name, {"message": message})
-        # The link calls on_link_read_done (a drain) after its read: no task wake-up needed.
-        self.dispatcher.put_quietly(message)
-
-    def on_link_event(self, link: Link, message: Message[Any]) -> None:
-        self.events.received(link, message)
-
-    def _dispatch_received_event(self, message: Message[Any]) -> None:
-        # Stored events go to an actor only if one asked for them (by route or by name).
-        header = message.header
-        if header.actor or header.message_type in self._routes:
-            self._put(message)
-
-    def on_link_acked(self, link: Link, message_id: str) -> None:
-        if self.hub:
-            self.hub.emit("link.acked", link.name, {"message_id": message_id})
-        self.events.acked(link, message_id)
-
-    def on_link_problem(self, link: Link, kind: str, detail: str) -> None:
-        self.report_problem(f"{link.name}: {kind}", detail, key=f"{link.name}:{kind}", error=False)
-
-    def on_link_connect_failed(self, link: Link, reason: str) -> None:
-        if self.hub:
-            self.hub.emit("link.connect_failed", link.name, {"reason": reason})
-        self.report_problem(
-            f"{link.name}: cannot connect", reason, key=f"{link.name}:connect", error=False
-        )
-
     def subscribe_raw(
         self,
         link_name: str,
@@ -585,24 +534,6 @@ class Proactor(ServicesInterface):
     ) -> Result[None, LinkError]:
         """Publish raw bytes, or a payload model as plain JSON, on any topic of a link."""
         return self.raw.publish(self.link(link_name), topic, payload, qos, retain)
-
-    def on_link_read_done(self, link: Link) -> None:
-        # Dispatch what this read brought in the same loop iteration: one wake-up per burst,
-        # no extra trip through the event loop per message.
-        self.dispatcher.drain()
-
-    def on_link_broker_changed(self, link: Link, broker: str) -> None:
-        self._logger.comm_event.warning("%s: now on broker %s", link.name, broker)
-        if self.hub:
-            self.hub.emit("link.broker", link.name, {"broker": broker})
-
-    def on_link_presence(self, link: Link, presence: str) -> None:
-        self._logger.comm_event.info("%s: peer %s is %s", link.name, link.peer, presence)
-        if self.hub:
-            self.hub.emit("link.presence", link.name, {"peer": link.peer, "presence": presence})
-
-    def on_link_raw_message(self, link: Link, topic: str, payload: bytes) -> None:
-        self.raw.received(link, topic, payload)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -654,29 +585,9 @@ class Proactor(ServicesInterface):
     def pat_watchdog_threadsafe(self, name: str) -> None:
         self.watchdog.pat_threadsafe(name)
 
-    def _on_stall(self, name: str, silent_seconds: float) -> None:
-        self.patter.set_status(self.status_line())
-        if self.hub:
-            self.hub.emit("watchdog.stalled", name, {"silent_seconds": silent_seconds})
-        self.report_problem(
-            f"watchdog: {name} silent", f"no pat for {silent_seconds:.1f} s", key=f"stall:{name}"
-        )
-
-    def _on_recover(self, name: str) -> None:
-        self.patter.set_status(self.status_line())
-        if self.hub:
-            self.hub.emit("watchdog.recovered", name, {})
-        self._lifecycle.info("watchdog: %s alive again", name)
-
-    def _on_watchdog_withheld(self, stalled: list[str]) -> None:
-        self._lifecycle.error("not patting the service watchdog: %s silent", ", ".join(stalled))
-
     def status_line(self) -> str:
         """One line for systemd's STATUS= and the CLI: the state of every link."""
-        links = ", ".join(f"{n} {link.state.value}" for n, link in self.links.items())
-        stalled = self.watchdog.stalled_names
-        tail = f"; stalled: {', '.join(stalled)}" if stalled else ""
-        return f"{self._name} {self._state}: {links or 'no links'}{tail}"
+        return self.health.status_line()
 
     # -- web (served by the daemon work) ----------------------------------------------------------
 
