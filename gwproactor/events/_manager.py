@@ -10,6 +10,7 @@ survives restarts, so no duplicate reaches an actor even after a crash mid-uploa
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from gwproactor.store import EventStore, StoredEvent
 __all__ = ("EventManager",)
 
 EventResult = Result[str, StoreError]
+_EMPTY_SRC = b'{"src":""'
 
 
 class EventManager:
@@ -46,6 +48,7 @@ class EventManager:
         logger: logging.Logger,
     ) -> None:
         self.gateway = settings.name
+        self._src_prefix = b'{"src":' + json.dumps(settings.name).encode()
         self.max_uncommitted = settings.max_uncommitted_events
         self.uncommitted = 0  # generate_event calls whose commit has not come back yet
         self.store = store
@@ -134,10 +137,19 @@ class EventManager:
         return Ok(event_id)
 
     def _prepare(self, event: Event) -> tuple[str, str, int, str, bytes]:
-        if not event.src:
-            event = event.model_copy(update={"src": self.gateway})
         payload = type(event).__pydantic_serializer__.to_json(event)
-        return event.type_name, new_message_id(), event.time_ns, event.src, payload
+        src = event.src
+        if not src:
+            # ``src`` is Event's first field, so the JSON starts with it: fill it in there
+            # rather than copying the model (a copy per event cost more than the commit).
+            src = self.gateway
+            if payload.startswith(_EMPTY_SRC):
+                payload = self._src_prefix + payload[len(_EMPTY_SRC) :]
+            else:
+                payload = type(event).__pydantic_serializer__.to_json(
+                    event.model_copy(update={"src": src})
+                )
+        return event.type_name, new_message_id(), event.time_ns, src, payload
 
     def _committed(self, stored: StoredEvent) -> None:
         self.stats.events_generated += 1

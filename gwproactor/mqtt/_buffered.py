@@ -132,8 +132,8 @@ class BufferedClient(Client):
         for _ in range(budget):
             if self._sock is None:
                 return False
-            if paused():
-                return True
+            if paused() or (self._gw_offset >= len(self._gw_buffer) and not self.at_end):
+                return True  # paused, or nothing left to parse (no needless read attempt)
             rc = self._packet_read()
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 return True
