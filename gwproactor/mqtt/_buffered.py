@@ -12,6 +12,14 @@ call, and a lone message goes out in the same iteration (no Nagle-style delay). 
 paho closes the socket (after a DISCONNECT, say) the buffer is flushed, so nothing paho
 believes written is silently dropped on a clean close.
 
+Incoming PUBLISH packets at QoS 0 and 1 (MQTT 5: without properties) take a short path:
+they are parsed here, straight from the buffer, and handed to the ``on_publish`` callback as
+(topic, payload), with the PUBACK queued through paho as paho itself would. paho's own
+parser (a ``recv`` call per byte of header, a message object and a lock per message) cost
+more than the rest of the receive path together. Every other packet, and any PUBLISH this
+path does not recognise (QoS 2, properties, a topic that is not UTF-8, a packet not yet
+whole), goes to paho's parser unchanged.
+
 Only ``_sock_recv``, ``_sock_send`` and ``_sock_close`` are replaced: in paho 2.x they are
 the only places it touches its socket for data. :meth:`BufferedClient.read_packets` drives
 paho's packet parser one packet at a time, so a read budget means packets.
@@ -22,13 +30,16 @@ from __future__ import annotations
 import contextlib
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt.client import Client
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 
 __all__ = ("BufferedClient",)
+
+OnPublish = Callable[[str, bytes], None]
 
 
 class BufferedClient(Client):
@@ -44,6 +55,12 @@ class BufferedClient(Client):
         self._gw_flush_scheduled = False
         self._gw_schedule_flush: Callable[[], None] | None = None
         self._gw_loop_thread = 0
+        self._gw_on_publish: OnPublish | None = None
+
+    def on_publish_fast(self, callback: OnPublish | None) -> None:
+        """Deliver QoS 0/1 PUBLISH packets as ``callback(topic, payload)`` without paho's
+        parser (see the module docstring); paho's ``on_message`` still gets the rest."""
+        self._gw_on_publish = callback
 
     def buffer_writes(self, schedule_flush: Callable[[], None]) -> None:
         """Buffer writes made on the calling (loop) thread; ``schedule_flush`` is called
@@ -129,17 +146,42 @@ class BufferedClient(Client):
         a burst of publishes, which would hold the loop). Returns False once the connection
         is lost (paho has closed it and reported the disconnect). Stops early once
         ``paused()`` says so (the receive queue is full: backpressure)."""
-        for _ in range(budget):
-            if self._sock is None:
-                return False
-            if paused() or (self._gw_offset >= len(self._gw_buffer) and not self.at_end):
-                return True  # paused, or nothing left to parse (no needless read attempt)
-            rc = self._packet_read()
-            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-                return True
-            if rc > 0:
-                self._loop_rc_handle(rc)
-                return False
+        fast = self._gw_on_publish
+        parsed_fast = False
+        try:
+            for _ in range(budget):
+                if self._sock is None:
+                    return False
+                if paused() or (self._gw_offset >= len(self._gw_buffer) and not self.at_end):
+                    return True  # paused, or nothing left to parse (no needless read attempt)
+                if fast is not None and self._in_packet["command"] == 0 and self._publish(fast):
+                    parsed_fast = True
+                    continue
+                rc = self._packet_read()
+                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                    return True
+                if rc > 0:
+                    self._loop_rc_handle(rc)
+                    return False
+            return True
+        finally:
+            if parsed_fast:  # paho's keepalive check reads this; paho sets it per packet
+                with self._msgtime_mutex:
+                    self._last_bytes_received = time.monotonic()
+
+    def _publish(self, deliver: OnPublish) -> bool:
+        """Deliver one whole QoS 0/1 PUBLISH at the buffer's offset; False (nothing
+        consumed) for anything else, which paho's parser then takes."""
+        parsed = _parse_publish(
+            self._gw_buffer, self._gw_offset, self._protocol == MQTTProtocolVersion.MQTTv5
+        )
+        if parsed is None:
+            return False
+        topic, qos, mid, start, end = parsed
+        self._gw_offset = end
+        deliver(topic, self._gw_buffer[start:end])
+        if qos:
+            self._send_puback(mid)
         return True
 
     @property
@@ -168,3 +210,49 @@ class BufferedClient(Client):
         if offset == 0 and count == len(buffer):
             return buffer
         return buffer[offset : offset + count]
+
+
+def _parse_publish(buffer: bytes, offset: int, v5: bool) -> tuple[str, int, int, int, int] | None:
+    """(topic, qos, mid, payload start, packet end) of a whole QoS 0/1 PUBLISH packet at
+    ``offset``; None for another packet, one not yet whole, QoS 2, MQTT 5 properties, a
+    topic that is not UTF-8, or a malformed packet (paho's parser reports that one)."""
+    size = len(buffer)
+    first = buffer[offset] if offset < size else 0  # nothing left but an EOF or an error
+    qos = (first >> 1) & 3
+    if first & 0xF0 != 0x30 or qos > 1:
+        return None
+    length, pos = _remaining_length(buffer, offset + 1)
+    end = pos + length
+    if length < 2 or end > size:
+        return None
+    start = pos + 2 + ((buffer[pos] << 8) | buffer[pos + 1])
+    if start + 2 * qos + v5 > end:
+        return None
+    try:
+        topic = buffer[pos + 2 : start].decode()
+    except UnicodeDecodeError:
+        return None
+    mid = 0
+    if qos:
+        mid = (buffer[start] << 8) | buffer[start + 1]
+        start += 2
+    if v5:
+        if buffer[start] != 0:
+            return None  # properties (a topic alias, say): paho's parser handles them
+        start += 1
+    return topic, qos, mid, start, end
+
+
+def _remaining_length(buffer: bytes, pos: int) -> tuple[int, int]:
+    """(remaining length, position after it); length -1 if not all here or malformed."""
+    size = len(buffer)
+    length = 0
+    for shift in (0, 7, 14, 21):  # at most four bytes, seven bits each
+        if pos >= size:
+            break
+        byte = buffer[pos]
+        pos += 1
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return length, pos
+    return -1, pos

@@ -660,7 +660,13 @@ class MQTTClientWrapper:
                 topic = topic.replace(escape, ".")
             listener_message(topic, bytes(message.payload))
 
+        def on_escaped_publish(topic: str, payload: bytes) -> None:
+            if escape is not None and topic.startswith("gw/"):
+                topic = topic.replace(escape, ".")
+            listener_message(topic, payload)
+
         client.on_message = on_message if escape is None else on_escaped_message
+        client.on_publish_fast(listener_message if escape is None else on_escaped_publish)
         self._thread_id = threading.get_ident()
         return client
 

@@ -1,0 +1,201 @@
+"""BufferedClient's short path for incoming PUBLISH packets, against paho's own parser.
+
+Packets are fed to the client as the event loop would feed socket reads, split at
+arbitrary points; what reaches the application and what the client writes back (PUBACKs)
+must be the same whichever parser took the packet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from paho.mqtt.client import Client, MQTTMessage
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from gwproactor.mqtt._buffered import BufferedClient
+
+Delivery = tuple[str, bytes]
+
+
+def remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def publish_packet(
+    topic: bytes, payload: bytes, qos: int = 0, mid: int = 1, properties: bytes | None = None
+) -> bytes:
+    """A PUBLISH packet; ``properties`` (MQTT 5) is the encoded property block, length
+    included (``b"\\x00"`` for none)."""
+    body = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        body += mid.to_bytes(2, "big")
+    if properties is not None:
+        body += properties
+    body += payload
+    return bytes([0x30 | (qos << 1)]) + remaining_length(len(body)) + body
+
+
+class Harness:
+    """A BufferedClient on one end of a socket pair, recording who delivered what."""
+
+    def __init__(self, fast: bool, protocol: MQTTProtocolVersion) -> None:
+        self.client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="t", protocol=protocol)
+        self.ours, self.theirs = socket.socketpair()
+        self.theirs.setblocking(False)
+        self.client._sock = self.ours
+        self.client.buffer_writes(lambda: None)
+        self.fast: list[Delivery] = []
+        self.slow: list[Delivery] = []
+        self.client.on_message = self._on_message
+        self.client.on_publish_fast(self._on_fast if fast else None)
+
+    def _on_message(self, _c: Client, _u: Any, message: MQTTMessage) -> None:
+        # The raw topic: paho hands over topics that are not UTF-8 too.
+        self.slow.append(
+            (message._topic.decode("utf-8", "surrogateescape"), bytes(message.payload))
+        )
+
+    def _on_fast(self, topic: str, payload: bytes) -> None:
+        self.fast.append((topic, payload))
+
+    def feed(self, data: bytes) -> None:
+        self.client.feed(data)
+        assert self.client.read_packets(10_000, lambda: False)
+
+    @property
+    def delivered(self) -> list[Delivery]:
+        return self.fast + self.slow
+
+    def written(self) -> bytes:
+        """What the client wrote back (PUBACKs, PUBRECs), as sent on the socket."""
+        assert self.client.flush()
+        try:
+            return self.theirs.recv(65536)
+        except BlockingIOError:
+            return b""
+
+    def close(self) -> None:
+        self.ours.close()
+        self.theirs.close()
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    h = Harness(True, MQTTProtocolVersion.MQTTv311)
+    yield h
+    h.close()
+
+
+def test_qos0_and_qos1_take_the_short_path_and_qos1_is_acked(harness: Harness) -> None:
+    stream = publish_packet(b"gw/a/to/b/x.y", b'{"n":1}') + publish_packet(
+        b"gw/a/to/b/x.y", b'{"n":2}', qos=1, mid=0x1234
+    )
+    harness.feed(stream)
+    assert harness.fast == [("gw/a/to/b/x.y", b'{"n":1}'), ("gw/a/to/b/x.y", b'{"n":2}')]
+    assert harness.slow == []
+    assert harness.written() == b"\x40\x02\x12\x34"
+    assert harness.client.buffered == 0
+
+
+def test_a_packet_split_across_reads_is_delivered_once_whole(harness: Harness) -> None:
+    packet = publish_packet(b"t/" + b"x" * 200, b"p" * 300, qos=1, mid=7)  # 2-byte length
+    for i in range(len(packet)):
+        harness.feed(packet[i : i + 1])
+        if i < len(packet) - 1:
+            assert harness.delivered == [], f"delivered after {i + 1} of {len(packet)} bytes"
+    assert harness.delivered == [("t/" + "x" * 200, b"p" * 300)]
+    assert harness.written() == b"\x40\x02\x00\x07"
+
+
+def test_qos2_is_left_to_paho(harness: Harness) -> None:
+    harness.feed(publish_packet(b"t", b"two", qos=2, mid=9))
+    assert harness.fast == []
+    assert harness.written() == b"\x50\x02\x00\x09"  # PUBREC: paho's QoS 2 handshake
+    harness.feed(b"\x62\x02\x00\x09")  # PUBREL
+    assert harness.slow == [("t", b"two")]
+
+
+def test_a_topic_that_is_not_utf8_is_left_to_paho(harness: Harness) -> None:
+    harness.feed(publish_packet(b"t/\xff", b"x"))
+    assert harness.fast == []
+    assert harness.slow == [(b"t/\xff".decode("utf-8", "surrogateescape"), b"x")]
+
+
+def test_mqtt5_without_properties_is_short_with_properties_is_paho() -> None:
+    h = Harness(True, MQTTProtocolVersion.MQTTv5)
+    try:
+        expiry = b"\x05\x02\x00\x00\x00\x3c"  # Message Expiry Interval = 60
+        h.feed(publish_packet(b"t/plain", b"a", qos=1, mid=3, properties=b"\x00"))
+        h.feed(publish_packet(b"t/props", b"b", qos=1, mid=4, properties=expiry))
+        assert h.fast == [("t/plain", b"a")]
+        assert h.slow == [("t/props", b"b")]
+        # MQTT 5 PUBACKs: paho sends the short form (no reason code) for success.
+        assert h.written() == b"\x40\x02\x00\x03\x40\x02\x00\x04"
+    finally:
+        h.close()
+
+
+def test_other_packets_still_reach_paho(harness: Harness) -> None:
+    subacks: list[int] = []
+    harness.client.on_subscribe = lambda _c, _u, mid, _rc, _p: subacks.append(mid)
+    harness.feed(b"\x90\x03\x00\x05\x01" + publish_packet(b"t", b"after"))
+    assert subacks == [5]
+    assert harness.fast == [("t", b"after")]
+
+
+def test_an_exception_in_the_callback_does_not_replay_the_packet(harness: Harness) -> None:
+    calls: list[Delivery] = []
+
+    def boom(topic: str, payload: bytes) -> None:
+        calls.append((topic, payload))
+        raise RuntimeError("actor bug")
+
+    harness.client.on_publish_fast(boom)
+    harness.client.feed(publish_packet(b"t", b"1") + publish_packet(b"t", b"2"))
+    with pytest.raises(RuntimeError):
+        harness.client.read_packets(100, lambda: False)
+    harness.client.on_publish_fast(harness._on_fast)
+    assert harness.client.read_packets(100, lambda: False)
+    assert calls == [("t", b"1")]
+    assert harness.fast == [("t", b"2")]
+
+
+_topics = st.binary(min_size=1, max_size=300).filter(lambda b: b"\x00" not in b)
+_packets = st.lists(
+    st.tuples(_topics, st.binary(max_size=400), st.integers(0, 2), st.integers(1, 0xFFFF)),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(packets=_packets, cuts=st.lists(st.integers(0, 5000), max_size=6))
+def test_same_deliveries_and_replies_as_paho(
+    packets: list[tuple[bytes, bytes, int, int]], cuts: list[int]
+) -> None:
+    stream = b"".join(publish_packet(t, p, q, m) for t, p, q, m in packets)
+    points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
+    outcomes: list[tuple[list[Delivery], bytes, int]] = []
+    for fast in (True, False):
+        h = Harness(fast, MQTTProtocolVersion.MQTTv311)
+        try:
+            for a, b in itertools.pairwise(points):
+                h.feed(stream[a:b])
+            qos2 = [m for _t, _p, q, m in packets if q == 2]
+            for mid in qos2:  # complete paho's QoS 2 handshakes so that those deliver too
+                h.feed(b"\x62\x02" + mid.to_bytes(2, "big"))
+            outcomes.append((sorted(h.delivered), h.written(), h.client.buffered))
+        finally:
+            h.close()
+    assert outcomes[0] == outcomes[1]
