@@ -2,7 +2,7 @@
 (SIGKILL) and restarted every few seconds. RSS and open file descriptors stay flat, and
 every event the child generated reaches the parent exactly once, none left pending.
 
-Runs ``--soak-seconds`` (30 s by default; see conftest.py). The figures are printed (``-s``)
+Runs ``--soak-seconds`` (180 s by default; see conftest.py). The figures are printed (``-s``)
 and attached to the test report as properties. A short soak catches gross leaks (kilobytes
 per message); a long one (``pytest tests/robustness --soak-seconds 600``) gets past the
 warm-up of the bounded caches and catches small ones (~100 bytes per message).
