@@ -82,6 +82,7 @@ class Demo:
         self.log: deque[str] = deque(maxlen=12)
         self.started = time.monotonic()
         self.rates: dict[str, tuple[float, int, float]] = {}
+        self.pages: list[str] = []
 
     async def run(self) -> int:
         stop = asyncio.Event()
@@ -115,6 +116,8 @@ class Demo:
                 links={link: {"broker": {"port": port, "reconnect_max_seconds": 1.0}}},
                 paths={"state_dir": str(work / name)},
                 logging={"file_enabled": True},
+                # Each gateway's status page on a free loopback port (shown in the view).
+                web={"enabled": True, "host": "127.0.0.1", "port": 0},
             )
             return Proactor(settings, default_registry())
 
@@ -129,6 +132,8 @@ class Demo:
         ):
             await parent.start()
             await child.start()
+            self.pages = [f"{p.name} {p.web.base_url()}/" for p in (parent, child)]
+            self.note("status pages (open in a browser): " + ", ".join(self.pages))
             watcher = asyncio.gather(self._watch(p_events), self._watch(c_events))
             outage = asyncio.ensure_future(self._outage(broker))
             try:
@@ -245,7 +250,8 @@ class Demo:
             )
         log = Panel("\n".join(self.log) or "starting", title="what happened", expand=True)
         elapsed = time.monotonic() - self.started
-        footer = Text(f"{elapsed:5.1f} s  (Ctrl-C stops cleanly)", style="dim")
+        pages = "  ·  ".join(self.pages)
+        footer = Text(f"{elapsed:5.1f} s  (Ctrl-C stops cleanly)  {pages}", style="dim")
         return Group(links, events, log, footer)
 
     def _line(self, parent: Proactor, child: Proactor) -> str:
