@@ -22,6 +22,7 @@ from gwproactor._health import GatewayHealth
 from gwproactor._link_observer import LinkObserver
 from gwproactor._problems_reporter import ProblemReporter
 from gwproactor._raw import RawRouter
+from gwproactor._shutdown import stop_parts
 from gwproactor._status import build_status
 from gwproactor.codec import JsonCodec, MessageRegistry
 from gwproactor.communicator import (
@@ -35,11 +36,11 @@ from gwproactor.config import ProactorSettings
 from gwproactor.errors import LinkError, RoutingError, StateError, StoreError
 from gwproactor.events import EventManager
 from gwproactor.links import Link, TransportFactory
-from gwproactor.links._link import presence_payload
+from gwproactor.links._mqtt import mqtt_transport_factory
 from gwproactor.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.logger import ProactorLogger
 from gwproactor.message import Event, Message, Payload
-from gwproactor.mqtt import QOS, MQTTClients, Transport, TransportListener
+from gwproactor.mqtt import QOS, MQTTClients
 from gwproactor.stats import ProactorStats
 from gwproactor.store import EventStore, StoredEvent, StoreState
 from gwproactor.web import WebManager
@@ -74,7 +75,9 @@ class Proactor(ServicesInterface):
         self.registry = registry or MessageRegistry()
         self.hub = ListenerHub()
         self.mqtt_clients = MQTTClients()
-        self._transport_factory = transport_factory or self._mqtt_transport
+        self._transport_factory = transport_factory or mqtt_transport_factory(
+            self.mqtt_clients, self._name, self._logger
+        )
         self._communicators: dict[str, CommunicatorInterface] = {}
         self._routes: dict[str, str] = {}
         self._started_runnables: list[Runnable] = []
@@ -387,31 +390,7 @@ class Proactor(ServicesInterface):
             return
         self._state = "stopping"
         self._lifecycle.info("%s stopping", self._name)
-        self.patter.stopping()
-        await self.patter.stop()
-        self.patter.notifier.close()
-        self.watchdog.stop()
-        errors: list[BaseException] = []
-        try:
-            await self.web.stop()
-        except Exception as e:  # noqa: BLE001  (collected; every part still gets its stop)
-            errors.append(e)
-        # Take no new input, then let actors have what was already accepted (received
-        # events in the queue are stored and acked already: dropping them would skip them).
-        for link in self.links.values():
-            link.transport.pause_reading()
-        drained = self.dispatcher.drain_all()
-        if drained:
-            self._lifecycle.info(
-                "%s: dispatched %d queued messages before stopping", self._name, drained
-            )
-        errors += await self._stop_runnables()
-        await self.dispatcher.stop()
-        errors += await self._stop_links()
-        try:
-            await self.store.stop()
-        except (StoreError, StateError) as e:
-            errors.append(e)
+        errors = await stop_parts(self, self._started_runnables, self._lifecycle)
         for error in errors:
             self._lifecycle.error("%s: error while stopping: %s", self._name, error)
         self._state = "stopped"
@@ -420,36 +399,6 @@ class Proactor(ServicesInterface):
             self._stopped.set()
         if self._stop_requested is not None:
             self._stop_requested.set()
-
-    async def _stop_runnables(self) -> list[BaseException]:
-        """Ask every started runnable to stop (reverse start order), then join each within
-        the stop timeout. Errors are collected, not raised: every part gets its chance."""
-        timeout = self._settings.stop_timeout_seconds
-        errors: list[BaseException] = []
-        for runnable in reversed(self._started_runnables):
-            try:
-                runnable.stop()
-            except Exception as e:  # noqa: BLE001  (collected and reported by the caller)
-                errors.append(e)
-        for runnable in reversed(self._started_runnables):
-            try:
-                await asyncio.wait_for(runnable.join(), timeout)
-            except TimeoutError:
-                errors.append(TimeoutError(f"{_name_of(runnable)} did not stop in {timeout} s"))
-            except Exception as e:  # noqa: BLE001
-                errors.append(e)
-        return errors
-
-    async def _stop_links(self) -> list[BaseException]:
-        timeout = self._settings.stop_timeout_seconds
-        errors: list[BaseException] = []
-        for link in reversed(list(self.links.values())):
-            try:
-                await asyncio.wait_for(link.stop(timeout), timeout * 2)
-            except (TimeoutError, OSError) as e:
-                errors.append(e)
-        await self.mqtt_clients.stop(timeout)
-        return errors
 
     # -- the receive queue ------------------------------------------------------------------
 
@@ -463,26 +412,6 @@ class Proactor(ServicesInterface):
         self.dispatcher.put(message)
 
     # -- links ------------------------------------------------------------------------------
-
-    def _mqtt_transport(self, link: Link, listener: TransportListener) -> Transport:
-        settings = link.settings
-        upstream = settings.role == "upstream"
-        return self.mqtt_clients.add_client(
-            link.name,
-            settings.broker,
-            settings.client_id or f"{self._name}-{link.name}",
-            listener,
-            upstream=upstream,
-            primary_peer=settings.primary,
-            fallback_brokers=settings.fallback_brokers,
-            failover_after_seconds=settings.failover_after_seconds,
-            failback_check_seconds=settings.failback_check_seconds,
-            will=(link.status_topic, presence_payload(self._name, False))
-            if settings.uses_presence
-            else None,
-            stats=link.stats,
-            logger=self._logger.child(f"mqtt.{link.name}"),
-        )
 
     def publish(self, message: Message[Any], link_name: str | None = None) -> Result[None, Any]:
         if link_name is None:
@@ -601,7 +530,3 @@ class Proactor(ServicesInterface):
         """Serve ``handler`` on the named server (ignored if that server is not configured).
         Before start. Not thread-safe."""
         self.web.add_route(server_name, method, path, handler, **kwargs)
-
-
-def _name_of(runnable: Runnable) -> str:
-    return getattr(runnable, "name", type(runnable).__name__)

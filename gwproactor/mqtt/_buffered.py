@@ -34,10 +34,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from paho.mqtt.client import Client
-from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.client import Client, MQTTMessage
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-__all__ = ("BufferedClient",)
+from gwproactor.config import BrokerSettings
+
+__all__ = ("BufferedClient", "new_client")
 
 OnPublish = Callable[[str, bytes], None]
 
@@ -256,3 +258,54 @@ def _remaining_length(buffer: bytes, pos: int) -> tuple[int, int]:
         if not byte & 0x80:
             return length, pos
     return -1, pos
+
+
+def new_client(
+    settings: BrokerSettings,
+    client_id: str,
+    will: tuple[str, bytes] | None,
+    deliver: OnPublish,
+) -> BufferedClient:
+    """A client for one broker: protocol, session, credentials, TLS, a retained will
+    (``(wire topic, payload)``), and every received message delivered as
+    ``deliver(topic, payload)`` with dot-escaped ``gw/`` topics restored."""
+    v5 = settings.protocol == "5"
+    client = BufferedClient(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=None if v5 else settings.clean_session,
+        protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+    )
+    client.connect_timeout = settings.connect_timeout_seconds
+    client.max_inflight_messages_set(settings.max_inflight)
+    if settings.username is not None:
+        client.username_pw_set(
+            settings.username,
+            settings.password.get_secret_value() if settings.password else None,
+        )
+    tls = settings.tls
+    if tls.enabled:
+        client.tls_set(
+            ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
+            certfile=str(tls.certfile) if tls.certfile else None,
+            keyfile=str(tls.keyfile) if tls.keyfile else None,
+            keyfile_password=(
+                tls.keyfile_password.get_secret_value() if tls.keyfile_password else None
+            ),
+        )
+        client.tls_insecure_set(not tls.check_hostname)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    escape = settings.topic_dot_escape
+    if escape is not None:
+        plain = deliver
+
+        def deliver(topic: str, payload: bytes) -> None:
+            plain(topic.replace(escape, ".") if topic.startswith("gw/") else topic, payload)
+
+    def on_message(_client: Client, _userdata: Any, message: MQTTMessage) -> None:
+        deliver(message.topic, bytes(message.payload))
+
+    client.on_message = on_message  # what the short path leaves to paho's parser
+    client.on_publish_fast(deliver)
+    return client

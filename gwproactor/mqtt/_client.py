@@ -1,14 +1,16 @@
-"""paho-mqtt 2.x driven from the asyncio event loop.
+"""paho-mqtt 2.x driven from the asyncio event loop: one connection that keeps itself up.
 
-The loop watches the client's socket (``add_reader`` calling ``loop_read``, ``add_writer``
-calling ``loop_write`` only while paho has bytes queued) and calls ``loop_misc`` on a timer
-for keepalive. Every paho callback therefore runs on the loop thread and nothing of ours is
-shared with another thread. The one exception is the blocking part of connecting (DNS, TCP,
-TLS handshake, writing CONNECT), which runs in an executor thread while the loop leaves the
-client alone (the client is not ``connected`` then, so nothing publishes on it).
+The loop watches the client's socket and runs paho's keepalive on a timer
+(:class:`~gwproactor.mqtt._loop_io.LoopIO`), so every paho callback runs on the loop thread
+and nothing of ours is shared with another thread. The one exception is the blocking part
+of connecting (DNS, TCP, TLS handshake, writing CONNECT), which runs in an executor thread
+while the loop leaves the client alone (the client is not ``connected`` then, so nothing
+publishes on it). This module owns the connection's life: connect, CONNACK, subscriptions
+and their SUBACKs, reconnects with backoff, and failover between brokers.
 
-This is the only module that imports paho. A received message becomes ``(topic, payload)``
-at once and goes to the :class:`~gwproactor.mqtt._types.TransportListener`.
+paho is imported here and in :mod:`gwproactor.mqtt._buffered` (the client itself and its
+construction) only. A received message becomes ``(topic, payload)`` at once and goes to the
+:class:`~gwproactor.mqtt._types.TransportListener`.
 """
 
 from __future__ import annotations
@@ -28,23 +30,22 @@ from paho.mqtt.client import (
     Client,
     ConnectFlags,
     DisconnectFlags,
-    MQTTMessage,
 )
-from paho.mqtt.enums import CallbackAPIVersion, LogLevel, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import LogLevel, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gwproactor.config import QOS, BrokerSettings
-from gwproactor.mqtt._buffered import BufferedClient
+from gwproactor.mqtt._buffered import BufferedClient, new_client
 from gwproactor.mqtt._failover import BrokerSelector, probe_broker
+from gwproactor.mqtt._loop_io import LoopIO
 from gwproactor.mqtt._types import Backoff, TransportListener
 from gwproactor.stats import LinkStats
 
 __all__ = ("MQTTClientWrapper",)
 
 _SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
-_TCP_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # Linux only
 
 
 class MQTTClientWrapper:
@@ -87,14 +88,10 @@ class MQTTClientWrapper:
             settings.reconnect_max_seconds,
             settings.reconnect_jitter,
         )
-        self._client: BufferedClient | None = None
+        self._io = LoopIO(settings, listener.on_transport_read_done)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = False
-        self._reading_paused = False
-        self._reader_fd: int | None = None
-        self._writer_fd: int | None = None
-        self._misc_handle: asyncio.TimerHandle | None = None
         self._connack: asyncio.Future[bool] | None = None
         self._lost: asyncio.Event | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -104,8 +101,16 @@ class MQTTClientWrapper:
         self._connect_error = ""
         self._attempt_reported = False
         self._switch_now = False
-        self._quickack = False
         self._failback_task: asyncio.Task[None] | None = None
+
+    @property
+    def _client(self) -> BufferedClient | None:
+        """The current paho client (a new one per broker: TLS and credentials differ)."""
+        return self._io.client
+
+    @_client.setter
+    def _client(self, client: BufferedClient | None) -> None:
+        self._io.client = client
 
     # -- public, loop-only ----------------------------------------------------------------
 
@@ -139,7 +144,7 @@ class MQTTClientWrapper:
         """Begin connecting (and keep the connection up) as a task on the running loop."""
         if self._task is not None:
             return
-        self._loop = asyncio.get_running_loop()
+        self._loop = self._io.loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._client = self._make_client()
@@ -155,7 +160,7 @@ class MQTTClientWrapper:
         self._cancel_failback()
         if self._connected and self._client is not None:
             self._client.disconnect()
-            self._after_io()
+            self._io.after_io()
         if not task.done():
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:
@@ -176,7 +181,7 @@ class MQTTClientWrapper:
         self._pending_subacks = {m: t for m, t in self._pending_subacks.items() if t != topic}
         if self._connected and self._client is not None:
             self._client.unsubscribe(self._wire(topic))
-            self._after_io()
+            self._io.after_io()
 
     def publish(self, topic: str, payload: bytes, qos: QOS, retain: bool = False) -> bool:
         """Queue a PUBLISH (written at once when the socket takes it). False if not
@@ -186,30 +191,25 @@ class MQTTClientWrapper:
             return False
         info = client.publish(self._wire(topic), payload, qos, retain)
         if client.want_write():  # paho wrote what it could; watch for writability if not all
-            self._want_write()
+            self._io.want_write()
         return info.rc == _SUCCESS
-
-    def _is_paused(self) -> bool:
-        return self._reading_paused
 
     def pause_reading(self) -> None:
         """Stop reading the socket (backpressure: TCP then pushes back to the broker)."""
-        self._reading_paused = True
-        self._remove_reader()
+        self._io.pause_reading()
 
     def resume_reading(self) -> None:
-        self._reading_paused = False
         if self._connected:
-            self._add_reader()
-            if self._client is not None and self._client.buffered and self._loop is not None:
-                self._loop.call_soon(self._drain)  # what was read before the pause
+            self._io.resume_reading()
+        else:
+            self._io.reading_paused = False
 
     def request_reconnect(self) -> None:
         """Drop the current connection (the run loop reconnects). Used by failover and
         by tests of recovery."""
         if self._client is not None and self._connected:
             self._client.disconnect()
-            self._after_io()
+            self._io.after_io()
 
     # -- the connection task ----------------------------------------------------------------
 
@@ -324,17 +324,7 @@ class MQTTClientWrapper:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError as e:  # e.g. a unix socket; harmless
                 self._log.debug("TCP_NODELAY not set: %s", e)
-        self._reader_fd = None
-        self._quickack = (
-            settings.tcp_quickack and _TCP_QUICKACK != 0 and isinstance(sock, socket.socket)
-        )
-        client.reset_buffer()
-        client.buffer_writes(self._schedule_flush)
-        if not self._reading_paused:
-            self._add_reader()
-        if client.want_write():
-            self._want_write()
-        self._schedule_misc()
+        self._io.attach(client, settings)
         try:
             return await asyncio.wait_for(
                 asyncio.shield(self._connack), settings.connect_timeout_seconds
@@ -425,9 +415,7 @@ class MQTTClientWrapper:
         was_connected = self._connected
         self._connected = False
         self._pending_subacks.clear()
-        self._cancel_misc()
-        self._remove_reader()
-        self._remove_writer()
+        self._io.detach()
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(False)
         if self._lost is not None:
@@ -458,51 +446,16 @@ class MQTTClientWrapper:
 
     def _on_socket_close(self, _client: Client, _userdata: Any, _sock: Any) -> None:
         if self._loop is not None and threading.get_ident() != self._loop_thread_id():
-            self._loop.call_soon_threadsafe(self._forget_fds)
+            self._loop.call_soon_threadsafe(self._io.forget_fds)
         else:
-            self._forget_fds()
+            self._io.forget_fds()
 
-    # -- socket plumbing ------------------------------------------------------------------------
+    # -- the socket ----------------------------------------------------------------------------
 
-    def _on_readable(self) -> None:
-        """One large read per wake-up; paho then parses every whole packet in it."""
-        client = self._client
-        if client is None:
-            return
-        sock = client.socket()
-        if sock is None:
-            return
-        try:
-            data = sock.recv(self.settings.read_buffer_bytes)
-            if not data:
-                client.feed_eof()
-            else:
-                client.feed(data)
-                if self._quickack and isinstance(sock, socket.socket):
-                    # Linux clears quick-ACK mode on its own: set it again after each read.
-                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
-                # TLS: decrypted bytes may wait in the SSL object with the fd quiet.
-                while isinstance(sock, ssl.SSLSocket) and sock.pending():
-                    client.feed(sock.recv(sock.pending()))
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return
-        except OSError as e:  # reset, TLS failure: paho reports it as a lost connection
-            client.feed_error(e)
-        self._drain()
-
-    def _drain(self) -> None:
-        """Let paho parse what is buffered, up to ``read_batch_packets`` packets; yield to
-        the loop between batches; stop while reading is paused (backpressure)."""
-        client = self._client
-        if client is None:
-            return
-        if not self._reading_paused and (client.buffered or client.at_end):
-            client.read_packets(self.settings.read_batch_packets, self._is_paused)
-        if client.want_write():
-            self._want_write()
-        self._listener.on_transport_read_done()
-        if client.buffered and not self._reading_paused and self._loop is not None:
-            self._loop.call_soon(self._drain)
+    def _teardown_socket(self) -> None:
+        """Close whatever socket paho holds without waiting for the broker."""
+        self._io.close()
+        self._connected = False
 
     def _wire(self, topic: str) -> str:
         """The topic as sent to this broker (dots escaped in gw/ topics if configured)."""
@@ -510,92 +463,6 @@ class MQTTClientWrapper:
         if escape is None or not topic.startswith("gw/"):
             return topic
         return topic.replace(".", escape)
-
-    def _schedule_flush(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        client = self._client
-        if client is not None and not client.flush():
-            self._want_write()  # the socket is full: the rest goes when it is writable
-
-    def _on_writable(self) -> None:
-        client = self._client
-        if client is None:
-            return
-        if client.want_write():
-            client.loop_write()  # paho's own queue (packets it could not hand over)
-        if client.flush() and not client.want_write():
-            self._remove_writer()
-
-    def _after_io(self) -> None:
-        if self._client is not None and self._client.want_write():
-            self._want_write()
-
-    def _want_write(self) -> None:
-        if self._writer_fd is not None or self._client is None or self._loop is None:
-            return
-        sock = self._client.socket()
-        if sock is None:
-            return
-        fd = sock.fileno()
-        self._loop.add_writer(fd, self._on_writable)
-        self._writer_fd = fd
-
-    def _add_reader(self) -> None:
-        if self._reader_fd is not None or self._client is None or self._loop is None:
-            return
-        sock = self._client.socket()
-        if sock is None:
-            return
-        fd = sock.fileno()
-        self._loop.add_reader(fd, self._on_readable)
-        self._reader_fd = fd
-
-    def _remove_reader(self) -> None:
-        if self._reader_fd is not None and self._loop is not None:
-            self._loop.remove_reader(self._reader_fd)
-        self._reader_fd = None
-
-    def _remove_writer(self) -> None:
-        if self._writer_fd is not None and self._loop is not None:
-            self._loop.remove_writer(self._writer_fd)
-        self._writer_fd = None
-
-    def _forget_fds(self) -> None:
-        self._remove_reader()
-        self._remove_writer()
-
-    def _teardown_socket(self) -> None:
-        """Close whatever socket paho holds without waiting for the broker."""
-        self._cancel_misc()
-        self._forget_fds()
-        client = self._client
-        if client is not None and client.socket() is not None:
-            client._sock_close()
-        self._connected = False
-
-    def _schedule_misc(self) -> None:
-        assert self._loop is not None
-        self._misc_handle = self._loop.call_later(
-            self.settings.misc_interval_seconds, self._on_misc
-        )
-
-    def _cancel_misc(self) -> None:
-        if self._misc_handle is not None:
-            self._misc_handle.cancel()
-            self._misc_handle = None
-
-    def _on_misc(self) -> None:
-        self._misc_handle = None
-        client = self._client
-        if client is None or client.socket() is None:
-            return
-        client.loop_misc()
-        self._after_io()
-        if client.socket() is not None:
-            self._schedule_misc()
 
     def _send_subscribe(self, topic: str, qos: QOS) -> None:
         assert self._client is not None
@@ -606,67 +473,22 @@ class MQTTClientWrapper:
         else:
             self.stats.subscription_failures += 1
             self._log.warning("subscribe %s failed locally: rc %s", topic, rc)
-        self._after_io()
+        self._io.after_io()
 
     def _loop_thread_id(self) -> int:
         return self._thread_id
 
     def _make_client(self) -> BufferedClient:
-        settings = self.settings
-        protocol = (
-            MQTTProtocolVersion.MQTTv5 if settings.protocol == "5" else MQTTProtocolVersion.MQTTv311
-        )
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=settings.clean_session
-            if protocol != MQTTProtocolVersion.MQTTv5
-            else None,
-            protocol=protocol,
-        )
-        client.connect_timeout = settings.connect_timeout_seconds
-        client.max_inflight_messages_set(settings.max_inflight)
-        if settings.username is not None:
-            client.username_pw_set(
-                settings.username,
-                settings.password.get_secret_value() if settings.password else None,
-            )
-        tls = settings.tls
-        if tls.enabled:
-            client.tls_set(
-                ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
-                certfile=str(tls.certfile) if tls.certfile else None,
-                keyfile=str(tls.keyfile) if tls.keyfile else None,
-                keyfile_password=(
-                    tls.keyfile_password.get_secret_value() if tls.keyfile_password else None
-                ),
-            )
-            client.tls_insecure_set(not tls.check_hostname)
+        will = None
         if self._will is not None:
-            client.will_set(self._wire(self._will[0]), self._will[1], qos=1, retain=True)
+            will = (self._wire(self._will[0]), self._will[1])
+        client = new_client(
+            self.settings, self.client_id, will, self._listener.on_transport_message
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_socket_close = self._on_socket_close
-        listener_message = self._listener.on_transport_message
-        escape = settings.topic_dot_escape
-
-        def on_message(_client: Client, _userdata: Any, message: MQTTMessage) -> None:
-            listener_message(message.topic, bytes(message.payload))
-
-        def on_escaped_message(_client: Client, _userdata: Any, message: MQTTMessage) -> None:
-            topic = message.topic
-            if escape is not None and topic.startswith("gw/"):
-                topic = topic.replace(escape, ".")
-            listener_message(topic, bytes(message.payload))
-
-        def on_escaped_publish(topic: str, payload: bytes) -> None:
-            if escape is not None and topic.startswith("gw/"):
-                topic = topic.replace(escape, ".")
-            listener_message(topic, payload)
-
-        client.on_message = on_message if escape is None else on_escaped_message
-        client.on_publish_fast(listener_message if escape is None else on_escaped_publish)
         self._thread_id = threading.get_ident()
         return client
 

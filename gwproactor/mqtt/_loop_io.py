@@ -1,0 +1,206 @@
+"""The event loop's side of one paho client's socket.
+
+:class:`LoopIO` registers the socket with the loop (``add_reader``; ``add_writer`` only
+while bytes wait), does one large ``recv`` per readable event and lets the
+:class:`~gwproactor.mqtt._buffered.BufferedClient` parse what it read, a batch of packets
+at a time; flushes the client's write buffer once per loop iteration; and runs paho's
+keepalive bookkeeping (``loop_misc``) on a timer. It knows nothing about subscriptions,
+reconnects or brokers: :class:`~gwproactor.mqtt._client.MQTTClientWrapper` owns those and
+gives it the current client. Loop-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+
+from gwproactor.config import BrokerSettings
+from gwproactor.mqtt._buffered import BufferedClient
+
+__all__ = ("LoopIO",)
+
+_TCP_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # Linux only
+
+
+class LoopIO:
+    """Socket plumbing for the wrapper's current client (``client``, replaced by the
+    wrapper on a broker switch). ``on_read_done`` is called after each read batch."""
+
+    def __init__(self, settings: BrokerSettings, on_read_done: Callable[[], None]) -> None:
+        self.settings = settings
+        self.client: BufferedClient | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.reading_paused = False
+        self._on_read_done = on_read_done
+        self._reader_fd: int | None = None
+        self._writer_fd: int | None = None
+        self._misc_handle: asyncio.TimerHandle | None = None
+        self._quickack = False
+
+    def attach(self, client: BufferedClient, settings: BrokerSettings) -> None:
+        """A new connection's socket (connected in the executor): watch it from the loop."""
+        self.settings = settings
+        sock = client.socket()
+        self._reader_fd = None
+        self._quickack = (
+            settings.tcp_quickack and _TCP_QUICKACK != 0 and isinstance(sock, socket.socket)
+        )
+        client.reset_buffer()
+        client.buffer_writes(self.schedule_flush)
+        if not self.reading_paused:
+            self.add_reader()
+        if client.want_write():
+            self.want_write()
+        self.schedule_misc()
+
+    def pause_reading(self) -> None:
+        self.reading_paused = True
+        self.remove_reader()
+
+    def resume_reading(self) -> None:
+        """Watch the socket again and parse what was read before the pause."""
+        self.reading_paused = False
+        self.add_reader()
+        if self.client is not None and self.client.buffered and self.loop is not None:
+            self.loop.call_soon(self.drain)
+
+    def is_paused(self) -> bool:
+        return self.reading_paused
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def on_readable(self) -> None:
+        """One large read per wake-up; paho then parses every whole packet in it."""
+        client = self.client
+        if client is None:
+            return
+        sock = client.socket()
+        if sock is None:
+            return
+        try:
+            data = sock.recv(self.settings.read_buffer_bytes)
+            if not data:
+                client.feed_eof()
+            else:
+                client.feed(data)
+                if self._quickack and isinstance(sock, socket.socket):
+                    # Linux clears quick-ACK mode on its own: set it again after each read.
+                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+                # TLS: decrypted bytes may wait in the SSL object with the fd quiet.
+                while isinstance(sock, ssl.SSLSocket) and sock.pending():
+                    client.feed(sock.recv(sock.pending()))
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except OSError as e:  # reset, TLS failure: paho reports it as a lost connection
+            client.feed_error(e)
+        self.drain()
+
+    def drain(self) -> None:
+        """Let paho parse what is buffered, up to ``read_batch_packets`` packets; yield to
+        the loop between batches; stop while reading is paused (backpressure)."""
+        client = self.client
+        if client is None:
+            return
+        if not self.reading_paused and (client.buffered or client.at_end):
+            client.read_packets(self.settings.read_batch_packets, self.is_paused)
+        if client.want_write():
+            self.want_write()
+        self._on_read_done()
+        if client.buffered and not self.reading_paused and self.loop is not None:
+            self.loop.call_soon(self.drain)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def schedule_flush(self) -> None:
+        if self.loop is not None:
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        client = self.client
+        if client is not None and not client.flush():
+            self.want_write()  # the socket is full: the rest goes when it is writable
+
+    def _on_writable(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        if client.want_write():
+            client.loop_write()  # paho's own queue (packets it could not hand over)
+        if client.flush() and not client.want_write():
+            self.remove_writer()
+
+    def after_io(self) -> None:
+        """After a paho call that may have queued bytes: watch for writability if so."""
+        if self.client is not None and self.client.want_write():
+            self.want_write()
+
+    def want_write(self) -> None:
+        if self._writer_fd is not None or self.client is None or self.loop is None:
+            return
+        sock = self.client.socket()
+        if sock is None:
+            return
+        fd = sock.fileno()
+        self.loop.add_writer(fd, self._on_writable)
+        self._writer_fd = fd
+
+    # -- registration ---------------------------------------------------------------------
+
+    def add_reader(self) -> None:
+        if self._reader_fd is not None or self.client is None or self.loop is None:
+            return
+        sock = self.client.socket()
+        if sock is None:
+            return
+        fd = sock.fileno()
+        self.loop.add_reader(fd, self.on_readable)
+        self._reader_fd = fd
+
+    def remove_reader(self) -> None:
+        if self._reader_fd is not None and self.loop is not None:
+            self.loop.remove_reader(self._reader_fd)
+        self._reader_fd = None
+
+    def remove_writer(self) -> None:
+        if self._writer_fd is not None and self.loop is not None:
+            self.loop.remove_writer(self._writer_fd)
+        self._writer_fd = None
+
+    def forget_fds(self) -> None:
+        self.remove_reader()
+        self.remove_writer()
+
+    def detach(self) -> None:
+        """The connection is gone: stop watching its socket and its keepalive."""
+        self.cancel_misc()
+        self.forget_fds()
+
+    def close(self) -> None:
+        """Close whatever socket paho holds without waiting for the broker."""
+        self.detach()
+        client = self.client
+        if client is not None and client.socket() is not None:
+            client._sock_close()
+
+    # -- keepalive ----------------------------------------------------------------------------
+
+    def schedule_misc(self) -> None:
+        assert self.loop is not None
+        self._misc_handle = self.loop.call_later(self.settings.misc_interval_seconds, self._on_misc)
+
+    def cancel_misc(self) -> None:
+        if self._misc_handle is not None:
+            self._misc_handle.cancel()
+            self._misc_handle = None
+
+    def _on_misc(self) -> None:
+        self._misc_handle = None
+        client = self.client
+        if client is None or client.socket() is None:
+            return
+        client.loop_misc()
+        self.after_io()
+        if client.socket() is not None:
+            self.schedule_misc()
