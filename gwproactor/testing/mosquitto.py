@@ -24,24 +24,33 @@ main thread or the event loop's), not from a short-lived worker thread.
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import hashlib
 import logging
 import os
-import pwd
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypedDict
+from typing import Self
 
+from gwproactor.testing._lifecycle import AwaitableStopMixin, ContextManagerMixin
+from gwproactor.testing._mosquitto_conf import (
+    MosquittoOptions,
+    hash_password,
+    render_config,
+    write_password_file,
+)
+from gwproactor.testing._probe import wait_for_connack
+from gwproactor.testing._procs import (
+    KILL_WAIT_S,
+    kill_quietly,
+    log_tail,
+    reap,
+    spawn,
+    write_private,
+)
 from gwproactor.testing.certs import TlsMaterial
 from gwproactor.testing.ports import LOOPBACK, free_listen_port, port_is_free
 
@@ -64,11 +73,7 @@ MOSQUITTO_ENV = "GW_MOSQUITTO"
 _MOSQUITTO_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin", "/usr/local/bin")
 _READY_POLL_S = 0.01
 _PROBE_TIMEOUT_S = 1.0
-_PROBE_CLIENT_ID = b"gwproactor-test-readiness-probe"
-_KILL_WAIT_S = 10.0
 _START_ATTEMPTS = 3  # only while the ports are still our own unused choice
-_LOG_TAIL_BYTES = 256 * 1024
-_PASSWORD_ITERATIONS = 101  # what mosquitto_passwd 2.x writes for its "$7$" hashes
 
 
 class MosquittoError(RuntimeError):
@@ -81,28 +86,6 @@ class MosquittoNotFoundError(MosquittoError):
 
 class MosquittoStartError(MosquittoError):
     """The broker exited or did not accept connections in time; the message has its log tail."""
-
-
-class MosquittoOptions(TypedDict, total=False):
-    """Keyword options of :class:`Mosquitto` (see its docstring), for factories."""
-
-    name: str
-    port: int
-    tls: TlsMaterial | None
-    tls_port: int
-    tls_require_certificate: bool
-    tls_identity_as_username: bool
-    users: Mapping[str, str] | None
-    password_file: Path | None
-    acl: str | None
-    allow_anonymous: bool | None
-    max_queued_messages: int | None
-    persistence: bool
-    log_types: tuple[str, ...]
-    extra_config: str
-    start_timeout: float
-    stop_timeout: float
-    binary: Path | None
 
 
 def find_mosquitto() -> Path:
@@ -130,33 +113,7 @@ def find_mosquitto() -> Path:
     return Path(found)
 
 
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """Return ``password`` hashed the way ``mosquitto_passwd`` 2.x does (the ``$7$`` format).
-
-    That is PBKDF2-HMAC-SHA512 with 101 iterations over a random 12-byte salt (or ``salt``),
-    written as ``$7$101$<base64 salt>$<base64 hash>``. Pure Python: no mosquitto_passwd needed.
-    """
-    salt = secrets.token_bytes(12) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PASSWORD_ITERATIONS)
-    b64 = base64.b64encode
-    return f"$7${_PASSWORD_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def write_password_file(path: Path, users: Mapping[str, str]) -> Path:
-    """Write a mosquitto password file for ``users`` (name -> clear password), mode 0600.
-
-    Names must not contain ``:`` or line breaks (``ValueError``). Returns ``path``.
-    """
-    lines = []
-    for user, password in users.items():
-        if not user or any(c in user for c in ":\r\n"):
-            raise ValueError(f"invalid mosquitto user name {user!r}")
-        lines.append(f"{user}:{hash_password(password)}\n")
-    _write_private(path, "".join(lines))
-    return path
-
-
-class Mosquitto:
+class Mosquitto(AwaitableStopMixin, ContextManagerMixin):
     """One real mosquitto broker process on 127.0.0.1, restartable on the same ports.
 
     The constructor does no I/O. Options:
@@ -290,14 +247,7 @@ class Mosquitto:
 
     def log_tail(self, lines: int = 40) -> str:
         """Return the last ``lines`` lines of :attr:`log_path` (``""`` if there is no log yet)."""
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(0, os.SEEK_END)
-                log.seek(max(0, log.tell() - _LOG_TAIL_BYTES))
-                data = log.read()
-        except FileNotFoundError:
-            return ""
-        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -379,7 +329,7 @@ class Mosquitto:
 
         A no-op when not running. Blocking.
         """
-        self._terminate(signal.SIGKILL, _KILL_WAIT_S)
+        self._terminate(signal.SIGKILL, KILL_WAIT_S)
 
     def restart(self, *, kill: bool = False) -> Self:
         """:meth:`stop` (or :meth:`kill`) if running, then :meth:`start` on the same ports.
@@ -393,41 +343,6 @@ class Mosquitto:
             self.stop()
         return self.start()
 
-    async def astop(self) -> None:
-        """Awaitable :meth:`stop` (the wait runs in a worker thread)."""
-        await asyncio.to_thread(self.stop)
-
-    async def akill(self) -> None:
-        """Awaitable :meth:`kill` (the wait runs in a worker thread)."""
-        await asyncio.to_thread(self.kill)
-
-    async def arestart(self, *, kill: bool = False) -> Self:
-        """Awaitable :meth:`restart`."""
-        await (self.akill() if kill else self.astop())
-        return await self.astart()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
-
     def __repr__(self) -> str:
         tls = f" tls_port={self._tls_port}" if self.tls is not None else ""
         return f"<Mosquitto {self.name} port={self._port}{tls} pid={self.pid}>"
@@ -439,25 +354,17 @@ class Mosquitto:
         self._check_not_running()
         binary = self._binary or find_mosquitto()
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        _write_private(self.config_path, self._config())
+        write_private(self.config_path, render_config(self))
         argv = [str(binary), "-c", str(self.config_path)]
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None and os.uname().sysname == "Linux":
-            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
         ports = f"port {self.port}" + (f", tls port {self.tls_port}" if self.tls else "")
-        with self.log_path.open("ab") as log:
-            log.write(f"==== test harness: starting {self.name} on {ports} ====\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.work_dir,
-                start_new_session=True,
-            )
+        process = spawn(
+            argv,
+            log_path=self.log_path,
+            cwd=self.work_dir,
+            marker=f"starting {self.name} on {ports}",
+        )
         self._process = process
-        self._finalizer = weakref.finalize(self, _kill_quietly, process)
+        self._finalizer = weakref.finalize(self, kill_quietly, process)
         logger.debug("%s: spawned pid %d (%s)", self.name, process.pid, ports)
         return process
 
@@ -467,23 +374,17 @@ class Mosquitto:
 
     def _wait_ready(self, process: subprocess.Popen[bytes], deadline: float) -> None:
         """Block until the broker answers an MQTT CONNECT on its plain port; see :meth:`start`."""
-        while True:
-            if (code := process.poll()) is not None:
-                raise self._start_error(f"exited with code {code} before accepting connections")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._start_error(
-                    f"did not answer an MQTT CONNECT on port {self.port} "
-                    f"within {self.start_timeout:g}s"
-                )
-            probe_timeout = min(_PROBE_TIMEOUT_S, remaining)
-            if _answers_connect(
-                self.host, self.port, probe_timeout, lambda: process.poll() is None
-            ):
-                return
-            # Waiting on the process (not sleeping) returns at once if it exits meanwhile.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=min(_READY_POLL_S, max(0.0, deadline - time.monotonic())))
+        wait_for_connack(
+            process,
+            self.host,
+            self.port,
+            deadline,
+            start_timeout=self.start_timeout,
+            probe_timeout=_PROBE_TIMEOUT_S,
+            poll_interval=_READY_POLL_S,
+            exited_before="before accepting connections",
+            error=self._start_error,
+        )
 
     def _start_error(self, what: str) -> MosquittoStartError:
         return MosquittoStartError(
@@ -533,128 +434,9 @@ class Mosquitto:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        self._reap(process, sig, grace)
+        reap(process, sig, grace)
         logger.debug("%s: pid %d exited with %s", self.name, process.pid, process.returncode)
-
-    @staticmethod
-    def _reap(process: subprocess.Popen[bytes], sig: signal.Signals, grace: float) -> None:
-        """Send ``sig`` unless exited, wait ``grace``, then SIGKILL and wait (bounded)."""
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(sig)
-            try:
-                process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=_KILL_WAIT_S)
-
-    def _config(self) -> str:
-        """Return the configuration text; writes the password and ACL files it refers to."""
-        lines = [
-            f"# generated by gwproactor.testing.mosquitto for {self.name}",
-            "per_listener_settings false",
-            # As root, mosquitto would drop to user "mosquitto", who cannot read our files.
-            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
-            f"allow_anonymous {_bool(self.allow_anonymous)}",
-            # Without it the broker's Nagle waits for our delayed ACK: a 40 ms stall after
-            # the first of two small packets (measured: second SUBACK 40 ms late).
-            "set_tcp_nodelay true",
-            "log_dest stderr",
-            *(f"log_type {t}" for t in self.log_types),
-            "log_timestamp true",
-            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
-            "connection_messages true",
-        ]
-        if self.users is not None:
-            write_password_file(self.work_dir / "passwords", self.users)
-            lines.append(f"password_file {self.work_dir / 'passwords'}")
-        elif self.password_file is not None:
-            lines.append(f"password_file {self.password_file}")
-        if self.acl is not None:
-            _write_private(self.work_dir / "acl", self.acl)
-            lines.append(f"acl_file {self.work_dir / 'acl'}")
-        if self.max_queued_messages is not None:
-            lines.append(f"max_queued_messages {self.max_queued_messages}")
-        lines.append(f"persistence {_bool(self.persistence)}")
-        if self.persistence:
-            # persistence_location must end with a slash.
-            lines += [
-                f"persistence_location {self.work_dir}{os.sep}",
-                f"persistence_file {self.persistence_path.name}",
-            ]
-        lines += ["", f"listener {self.port} {self.host}"]
-        if self.tls is not None:
-            lines += [
-                f"listener {self.tls_port} {self.host}",
-                f"cafile {self.tls.ca_cert}",
-                f"certfile {self.tls.server_cert}",
-                f"keyfile {self.tls.server_key}",
-                f"require_certificate {_bool(self.tls_require_certificate)}",
-                f"use_identity_as_username {_bool(self.tls_identity_as_username)}",
-            ]
-        if self.extra_config:
-            lines += ["", "# extra_config", self.extra_config]
-        return "\n".join(lines) + "\n"
 
 
 def _taken(*ports: int | None) -> frozenset[int]:
     return frozenset(p for p in ports if p is not None)
-
-
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
-    os.chmod(path, 0o600)
-
-
-def _answers_connect(
-    host: str, port: int, timeout: float, alive: Callable[[], bool] = lambda: True
-) -> bool:
-    """Return whether an MQTT 3.1.1 CONNECT to ``host:port`` gets a CONNACK within ``timeout``.
-
-    Any CONNACK counts, "not authorised" included: it proves the broker runs its main loop.
-    A clean session and a DISCONNECT leave nothing behind on the broker. Gives up early once
-    ``alive()`` is false (checked between short reads).
-    """
-    variable_header = b"\x00\x04MQTT\x04\x02\x00\x3c"  # MQTT 3.1.1, clean session, 60 s
-    payload = len(_PROBE_CLIENT_ID).to_bytes(2, "big") + _PROBE_CLIENT_ID
-    remaining = len(variable_header) + len(payload)  # < 128: a one-byte remaining length
-    connect = bytes((0x10, remaining)) + variable_header + payload
-    deadline = time.monotonic() + timeout
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(connect)
-            sock.settimeout(_READY_POLL_S * 5)
-            connack = b""
-            while len(connack) < 4:
-                try:
-                    chunk = sock.recv(4 - len(connack))
-                except TimeoutError:
-                    if time.monotonic() >= deadline or not alive():
-                        return False
-                    continue
-                if not chunk:
-                    return False
-                connack += chunk
-            if connack[:2] != b"\x20\x02":
-                return False
-            with contextlib.suppress(OSError):
-                sock.sendall(b"\xe0\x00")  # DISCONNECT
-            return True
-    except OSError:
-        return False
-
-
-def _kill_quietly(process: subprocess.Popen[bytes]) -> None:
-    """Finalizer: kill a broker whose owner was dropped or is exiting, without raising."""
-    if process.poll() is None:
-        with contextlib.suppress(OSError):
-            process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=_KILL_WAIT_S)

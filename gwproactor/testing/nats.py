@@ -31,7 +31,6 @@ from the kernel if the thread that started it dies (``setpriv --pdeathsig``, whe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -41,12 +40,18 @@ import subprocess
 import time
 import weakref
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-# Package-private helpers shared with the mosquitto manager (the MQTT readiness probe and
-# owner-only file writes); see that module.
-from gwproactor.testing.mosquitto import _answers_connect, _write_private
+from gwproactor.testing._lifecycle import AwaitableStopMixin, ContextManagerMixin
+from gwproactor.testing._probe import wait_for_connack
+from gwproactor.testing._procs import (
+    KILL_WAIT_S,
+    kill_quietly,
+    log_tail,
+    reap,
+    spawn,
+    write_private,
+)
 from gwproactor.testing.ports import LOOPBACK, free_listen_port, port_is_free
 
 __all__ = (
@@ -73,9 +78,7 @@ _VERSION_TIMEOUT_S = 10.0
 _READY_POLL_S = 0.01
 # The first MQTT CONNECT makes the server create its JetStream streams: allow for that.
 _PROBE_TIMEOUT_S = 5.0
-_KILL_WAIT_S = 10.0
 _START_ATTEMPTS = 3  # only while the ports are still our own unused choice
-_LOG_TAIL_BYTES = 256 * 1024
 
 
 class NatsError(RuntimeError):
@@ -137,7 +140,7 @@ def supports_dotted_topics(version: tuple[int, int, int]) -> bool:
     return version >= DOTTED_TOPICS_VERSION
 
 
-class NatsServer:
+class NatsServer(AwaitableStopMixin, ContextManagerMixin):
     """One real nats-server with MQTT on 127.0.0.1, restartable on the same ports.
 
     The constructor does no I/O. Options:
@@ -236,7 +239,7 @@ class NatsServer:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of :attr:`log_path` (``""`` if there is no log yet)."""
-        return _tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -301,7 +304,7 @@ class NatsServer:
 
     def kill(self) -> None:
         """SIGKILL the server (clients see their connections reset) and wait for it."""
-        self._terminate(signal.SIGKILL, _KILL_WAIT_S)
+        self._terminate(signal.SIGKILL, KILL_WAIT_S)
 
     def restart(self, *, kill: bool = False) -> Self:
         """:meth:`stop` (or :meth:`kill`) if running, then :meth:`start` on the same ports
@@ -312,38 +315,6 @@ class NatsServer:
             self.stop()
         return self.start()
 
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
-    async def arestart(self, *, kill: bool = False) -> Self:
-        await (self.akill() if kill else self.astop())
-        return await self.astart()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
-
     def __repr__(self) -> str:
         return f"<NatsServer {self.name} port={self._port} pid={self.pid}>"
 
@@ -353,25 +324,17 @@ class NatsServer:
         binary = self._binary or find_nats_server()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.store_dir.mkdir(exist_ok=True)
-        _write_private(self.config_path, self._config())
+        write_private(self.config_path, self._config())
         argv = [str(binary), "-c", str(self.config_path)]
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None and os.uname().sysname == "Linux":
-            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
         ports = f"mqtt port {self.port}, client port {self.client_port}"
-        with self.log_path.open("ab") as log:
-            log.write(f"==== test harness: starting {self.name} on {ports} ====\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.work_dir,
-                start_new_session=True,
-            )
+        process = spawn(
+            argv,
+            log_path=self.log_path,
+            cwd=self.work_dir,
+            marker=f"starting {self.name} on {ports}",
+        )
         self._process = process
-        self._finalizer = weakref.finalize(self, _kill_quietly, process)
+        self._finalizer = weakref.finalize(self, kill_quietly, process)
         logger.debug("%s: spawned pid %d (%s)", self.name, process.pid, ports)
         return process
 
@@ -405,23 +368,17 @@ class NatsServer:
 
     def _wait_ready(self, process: subprocess.Popen[bytes], deadline: float) -> None:
         """Block until the server answers an MQTT CONNECT on :attr:`port`; see :meth:`start`."""
-        while True:
-            if (code := process.poll()) is not None:
-                raise self._start_error(f"exited with code {code} before accepting MQTT")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._start_error(
-                    f"did not answer an MQTT CONNECT on port {self.port} "
-                    f"within {self.start_timeout:g}s"
-                )
-            probe_timeout = min(_PROBE_TIMEOUT_S, remaining)
-            if _answers_connect(
-                self.host, self.port, probe_timeout, lambda: process.poll() is None
-            ):
-                return
-            # Waiting on the process (not sleeping) returns at once if it exits meanwhile.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=min(_READY_POLL_S, max(0.0, deadline - time.monotonic())))
+        wait_for_connack(
+            process,
+            self.host,
+            self.port,
+            deadline,
+            start_timeout=self.start_timeout,
+            probe_timeout=_PROBE_TIMEOUT_S,
+            poll_interval=_READY_POLL_S,
+            exited_before="before accepting MQTT",
+            error=self._start_error,
+        )
 
     def _start_error(self, what: str) -> NatsStartError:
         return NatsStartError(
@@ -466,36 +423,9 @@ class NatsServer:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(sig)
-            try:
-                process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=_KILL_WAIT_S)
+        reap(process, sig, grace)
         logger.debug("%s: pid %d exited with %s", self.name, process.pid, process.returncode)
 
 
 def _taken(*ports: int | None) -> frozenset[int]:
     return frozenset(p for p in ports if p is not None)
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with path.open("rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - _LOG_TAIL_BYTES))
-            data = log.read()
-    except FileNotFoundError:
-        return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
-
-
-def _kill_quietly(process: subprocess.Popen[bytes]) -> None:
-    """Finalizer: kill a server whose owner was dropped or is exiting, without raising."""
-    if process.poll() is None:
-        with contextlib.suppress(OSError):
-            process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=_KILL_WAIT_S)

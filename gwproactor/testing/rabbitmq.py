@@ -37,21 +37,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import time
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
-# Package-private helpers of the mosquitto manager: the MQTT readiness probe, private files.
-from gwproactor.testing.mosquitto import _answers_connect, _write_private
+from gwproactor.testing._lifecycle import AwaitableStopMixin
+from gwproactor.testing._probe import wait_for_connack
+from gwproactor.testing._procs import kill_tagged, log_tail, spawn, tagged_pids
+from gwproactor.testing._rabbitmq_conf import OWNER_ENV, node_environment, prepare_files
+
+# Explicit re-exports ("as" form): defined in ._rabbitmq_install, still importable from here.
+from gwproactor.testing._rabbitmq_install import INSTALL_HINT as INSTALL_HINT  # noqa: PLC0414
+from gwproactor.testing._rabbitmq_install import RABBITMQ_ENV as RABBITMQ_ENV  # noqa: PLC0414
+from gwproactor.testing._rabbitmq_install import (
+    locate_epmd,
+    locate_rabbitmq_server,
+    rabbitmq_version,
+)
 from gwproactor.testing.ports import LOOPBACK, free_listen_port, port_is_free
 
 __all__ = (
@@ -67,27 +74,13 @@ __all__ = (
 
 logger = logging.getLogger(__name__)
 
-RABBITMQ_ENV = "GW_RABBITMQ_SERVER"
-INSTALL_HINT = "apt-get install rabbitmq-server, or point $GW_RABBITMQ_SERVER at its start script"
 MQTT5_VERSION = (3, 13, 0)
 """The first RabbitMQ release whose MQTT plugin speaks MQTT 5."""
 
-# Debian's /usr/sbin/rabbitmq-server is a wrapper that re-runs the real script as user
-# "rabbitmq" from /var/lib/rabbitmq (the system node's home): use the real script.
-_REAL_SCRIPTS = (
-    "/usr/lib/rabbitmq/bin/rabbitmq-server",
-    "/usr/local/lib/rabbitmq/bin/rabbitmq-server",
-)
-_SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin", "/usr/local/bin")
-_WRAPPER_MARK = b"su rabbitmq"
-_VERSION_RE = re.compile(r"rabbitmq_server-(\d+)\.(\d+)\.(\d+)")
-_OWNER_ENV = "GW_TEST_RABBITMQ_OWNER"
 _READY_POLL_S = 0.05
 _PROBE_TIMEOUT_S = 5.0
-_KILL_WAIT_S = 10.0
 _START_ATTEMPTS = 3  # only while the ports are still our own unused choice
 _PORT_IN_USE = ("eaddrinuse", "address already in use")
-_LOG_TAIL_BYTES = 256 * 1024
 
 
 class RabbitMQError(RuntimeError):
@@ -109,51 +102,18 @@ def find_rabbitmq_server() -> Path:
     Looks at ``$GW_RABBITMQ_SERVER``, then the real script of the Debian package, then
     ``PATH`` and the usual sbin directories. Raises :class:`RabbitMQNotFoundError`.
     """
-    override = os.environ.get(RABBITMQ_ENV)
-    if override:
-        if os.access(override, os.X_OK):
-            return Path(override)
-        raise RabbitMQNotFoundError(f"${RABBITMQ_ENV}={override!r} is not an executable")
-    for script in _REAL_SCRIPTS:
-        if os.access(script, os.X_OK):
-            return Path(script)
-    found = shutil.which("rabbitmq-server") or shutil.which(
-        "rabbitmq-server", path=os.pathsep.join(_SBIN_DIRS)
-    )
-    if found is None:
-        raise RabbitMQNotFoundError(f"rabbitmq-server is not installed ({INSTALL_HINT})")
-    with Path(found).open("rb") as script_file:
-        if _WRAPPER_MARK in script_file.read(8192):
-            raise RabbitMQNotFoundError(
-                f"{found} only re-runs RabbitMQ as the system user; set ${RABBITMQ_ENV} to the "
-                "real start script (sbin/rabbitmq-server of the rabbitmq_server-<version> tree)"
-            )
-    return Path(found)
+    return locate_rabbitmq_server(RabbitMQNotFoundError)
 
 
 def find_epmd() -> Path:
-    """Return Erlang's ``epmd`` (on ``PATH``, else in an ``erts-*/bin`` of the Erlang root)."""
-    found = shutil.which("epmd")
-    if found is not None:
-        return Path(found)
-    for root in (Path("/usr/lib/erlang"), Path("/usr/local/lib/erlang")):
-        for candidate in sorted(root.glob("erts-*/bin/epmd"), reverse=True):
-            if os.access(candidate, os.X_OK):
-                return candidate
-    raise RabbitMQNotFoundError(f"Erlang's epmd was not found ({INSTALL_HINT})")
+    """Return Erlang's ``epmd`` (on ``PATH``, else in an ``erts-*/bin`` of the Erlang root).
+
+    Raises :class:`RabbitMQNotFoundError`.
+    """
+    return locate_epmd(RabbitMQNotFoundError)
 
 
-def rabbitmq_version(script: Path) -> tuple[int, int, int] | None:
-    """The version in the installation path of ``script`` (``.../rabbitmq_server-3.10.8/...``
-    after resolving links), or None. Cheap: no Erlang VM is started."""
-    match = _VERSION_RE.search(str(script.resolve()))
-    if match is None:
-        return None
-    major, minor, patch = (int(part) for part in match.groups())
-    return major, minor, patch
-
-
-class RabbitMQ:
+class RabbitMQ(AwaitableStopMixin):
     """One private RabbitMQ node with MQTT on 127.0.0.1, restartable on the same ports.
 
     The constructor does no I/O. Options: fixed ports (``port`` for MQTT, ``amqp_port``,
@@ -259,18 +219,12 @@ class RabbitMQ:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of :attr:`log_path` (``""`` if there is no log yet)."""
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
-                data = log.read()
-        except FileNotFoundError:
-            return ""
-        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def leftover_pids(self) -> list[int]:
         """Live processes (not zombies) carrying this object's :attr:`owner_tag` (Linux
         ``/proc``; empty elsewhere)."""
-        return list(_tagged_pids(f"{_OWNER_ENV}={self.owner_tag}".encode()))
+        return list(tagged_pids(self._owner_marker()))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -348,7 +302,7 @@ class RabbitMQ:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        _kill_all(self.owner_tag, node, epmd)
+        kill_tagged(self._owner_marker(), node, epmd)
         for process in (node, epmd):
             if process is not None:
                 logger.debug("%s: pid %d exited with %s", self.name, process.pid, process.poll())
@@ -362,16 +316,6 @@ class RabbitMQ:
             self.stop()
         return self.start()
 
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
-    async def arestart(self, *, kill: bool = False) -> Self:
-        await (self.akill() if kill else self.astop())
-        return await self.astart()
-
     def __repr__(self) -> str:
         return f"<RabbitMQ {self.name} port={self._ports['mqtt']} pid={self.pid}>"
 
@@ -383,28 +327,21 @@ class RabbitMQ:
         if self._epmd is not None:
             self.kill()  # the node died by itself: clear what is left of that run
 
-    def _popen(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None and os.uname().sysname == "Linux":
-            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
-        with self.log_path.open("ab") as log:
-            return subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.work_dir,
-                env=env,
-                start_new_session=True,
-            )
+    def _owner_marker(self) -> bytes:
+        """The environment entry that tags every process spawned for this node."""
+        return f"{OWNER_ENV}={self.owner_tag}".encode()
+
+    def _popen(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        env = node_environment(self)
+        return spawn(argv, log_path=self.log_path, cwd=self.work_dir, env=env)
 
     def _spawn_epmd(self) -> subprocess.Popen[bytes]:
         """Start this node's epmd, in the foreground (it stays our child, in our reach)."""
         binary = self._epmd_binary or find_epmd()
-        self._prepare_files()
+        prepare_files(self)
         self._mark(f"starting epmd on port {self.epmd_port}")
         argv = [str(binary), "-port", str(self.epmd_port), "-address", self.host]
-        self._epmd = epmd = self._popen(argv, self._environment())
+        self._epmd = epmd = self._popen(argv)
         self._arm_finalizer()
         return epmd
 
@@ -427,7 +364,7 @@ class RabbitMQ:
             f"starting node {self.node_name}: mqtt {self.port}, amqp {self.amqp_port}, "
             f"dist {self.dist_port}"
         )
-        self._node = node = self._popen([str(binary)], self._environment())
+        self._node = node = self._popen([str(binary)])
         self._arm_finalizer()
         logger.debug("%s: spawned node pid %d (%s)", self.name, node.pid, self.node_name)
         return node
@@ -435,94 +372,34 @@ class RabbitMQ:
     def _arm_finalizer(self) -> None:
         if self._finalizer is not None:
             self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _kill_all, self.owner_tag, self._node, self._epmd)
+        marker = self._owner_marker()
+        self._finalizer = weakref.finalize(self, kill_tagged, marker, self._node, self._epmd)
 
     def _mark(self, what: str) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             log.write(f"==== test harness: {self.name}: {what} ====\n".encode())
 
-    def _prepare_files(self) -> None:
-        """Write the configuration, the plugin list, an empty env file and (once) a cookie."""
-        for directory in (self.work_dir, self.home_dir, self.work_dir / "mnesia"):
-            directory.mkdir(parents=True, exist_ok=True)
-        (self.work_dir / "log").mkdir(exist_ok=True)
-        _write_private(self.config_path, self._config())
-        _write_private(self.work_dir / "enabled_plugins", "[rabbitmq_mqtt].\n")
-        # Without a file of our own the start script would read /etc/rabbitmq/rabbitmq-env.conf.
-        _write_private(self.work_dir / "rabbitmq-env.conf", "")
-        cookie = self.home_dir / ".erlang.cookie"
-        if not cookie.exists():
-            _write_private(cookie, secrets.token_hex(20).upper())
-            os.chmod(cookie, 0o400)
-
-    def _config(self) -> str:
-        lines = [
-            f"# generated by gwproactor.testing.rabbitmq for {self.name}",
-            f"listeners.tcp.default = {self.host}:{self.amqp_port}",
-            f"mqtt.listeners.tcp.default = {self.host}:{self.port}",
-            "mqtt.allow_anonymous = true",
-            "loopback_users = none",
-            "log.console = true",
-            "log.console.level = info",
-        ]
-        if self.extra_config:
-            lines += ["# extra_config", self.extra_config]
-        return "\n".join(lines) + "\n"
-
-    def _environment(self) -> dict[str, str]:
-        # Nothing of a system node's settings may leak in: drop inherited RabbitMQ/Erlang
-        # variables, then say everything explicitly.
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("RABBITMQ_", "ERL_"))
-            and k not in ("NOTIFY_SOCKET", "CONF_ENV_FILE")
-        }
-        work = self.work_dir
-        env.update(
-            {
-                _OWNER_ENV: self.owner_tag,
-                "HOME": str(self.home_dir),
-                # Makes rabbitmq-server exec the VM instead of forking it (see module doc).
-                "RUNNING_UNDER_SYSTEMD": "true",
-                "ERL_EPMD_PORT": str(self.epmd_port),
-                "ERL_EPMD_ADDRESS": self.host,
-                "RABBITMQ_NODENAME": self.node_name,
-                "RABBITMQ_NODE_IP_ADDRESS": self.host,
-                "RABBITMQ_NODE_PORT": str(self.amqp_port),
-                "RABBITMQ_DIST_PORT": str(self.dist_port),
-                "RABBITMQ_MNESIA_BASE": str(work / "mnesia"),
-                "RABBITMQ_LOG_BASE": str(work / "log"),
-                "RABBITMQ_LOGS": "-",
-                "RABBITMQ_CONFIG_FILE": str(self.config_path),
-                "RABBITMQ_ADVANCED_CONFIG_FILE": str(work / "advanced.config"),
-                "RABBITMQ_CONF_ENV_FILE": str(work / "rabbitmq-env.conf"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(work / "enabled_plugins"),
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-start_epmd false",
-            }
-        )
-        return env
-
     def _wait_ready(self, node: subprocess.Popen[bytes], deadline: float) -> None:
         """Block until the node answers an MQTT CONNECT on :attr:`port`."""
-        while True:
-            if (code := node.poll()) is not None:
-                raise self._start_error(f"exited with code {code} before accepting MQTT")
-            if self._epmd is not None and (code := self._epmd.poll()) is not None:
-                raise self._start_error(f"its epmd exited with code {code}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._start_error(
-                    f"did not answer an MQTT CONNECT on port {self.port} "
-                    f"within {self.start_timeout:g}s"
-                )
-            probe_timeout = min(_PROBE_TIMEOUT_S, remaining)
-            if _answers_connect(self.host, self.port, probe_timeout, lambda: node.poll() is None):
-                return
-            # Waiting on the process (not sleeping) returns at once if it exits meanwhile.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                node.wait(timeout=min(_READY_POLL_S, max(0.0, deadline - time.monotonic())))
+        wait_for_connack(
+            node,
+            self.host,
+            self.port,
+            deadline,
+            start_timeout=self.start_timeout,
+            probe_timeout=_PROBE_TIMEOUT_S,
+            poll_interval=_READY_POLL_S,
+            exited_before="before accepting MQTT",
+            error=self._start_error,
+            check=self._epmd_gone,
+        )
+
+    def _epmd_gone(self) -> str | None:
+        """While waiting for the node: why its epmd is no longer there, if it is not."""
+        if self._epmd is not None and (code := self._epmd.poll()) is not None:
+            return f"its epmd exited with code {code}"
+        return None
 
     def _start_error(self, what: str) -> RabbitMQStartError:
         return RabbitMQStartError(
@@ -560,50 +437,3 @@ class RabbitMQ:
     def _started(self) -> None:
         self.starts += 1
         logger.info("%s: node %s ready (pid %s)", self.name, self.node_name, self.pid)
-
-
-def _kill_all(
-    owner_tag: str,
-    node: subprocess.Popen[bytes] | None,
-    epmd: subprocess.Popen[bytes] | None,
-) -> None:
-    """SIGKILL the node's process group, epmd and every live process tagged ``owner_tag``;
-    reap our children. Also the finalizer: never raises."""
-    if node is not None and node.poll() is None:
-        with contextlib.suppress(OSError):
-            os.killpg(node.pid, signal.SIGKILL)  # its own session: pgid == pid
-    marker = f"{_OWNER_ENV}={owner_tag}".encode()
-    deadline = time.monotonic() + _KILL_WAIT_S
-    while True:
-        for pid in _tagged_pids(marker):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        for process in (node, epmd):
-            if process is not None:
-                with contextlib.suppress(OSError):
-                    process.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        if not any(True for _ in _tagged_pids(marker)) or time.monotonic() >= deadline:
-            return
-        time.sleep(_READY_POLL_S)  # killed processes take a moment to become zombies
-
-
-def _tagged_pids(marker: bytes) -> Iterator[int]:
-    """Pids of live (non-zombie) processes whose environment contains ``marker``."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return
-    me = os.getpid()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-            if stat.rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
-                continue
-            environ = (entry / "environ").read_bytes()
-        except (OSError, IndexError):
-            continue
-        if marker in environ.split(b"\0"):
-            yield int(entry.name)
