@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from rich.console import Console
@@ -40,9 +41,25 @@ def run_command(config: Path, env_file: Path, log_level: str | None, console: Co
         )
         return 2
     try:
-        asyncio.run(proactor.run_forever())
+        asyncio.run(_run(proactor, console))
     finally:
         for handler in handlers:
             proactor.logger.general.removeHandler(handler)
             handler.close()
     return 0
+
+
+async def _run(proactor: Proactor, console: Console) -> None:
+    """The gateway until it stops; on a terminal, a progress bar while a backlog drains."""
+    progress = None
+    if console.is_terminal:
+        from gwproactor.cli._progress import show_backlog_progress
+
+        progress = asyncio.create_task(show_backlog_progress(proactor, console))
+    try:
+        await proactor.run_forever()
+    finally:
+        if progress is not None:
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
