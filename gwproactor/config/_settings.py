@@ -52,8 +52,9 @@ class QOS(IntEnum):
 
 
 class _Model(BaseModel):
-    # A typo in a config file must be an error, not a silently ignored key.
-    model_config = ConfigDict(extra="forbid")
+    # A typo in a config file must be an error, not a silently ignored key; so must an
+    # infinite or NaN number (a timeout of "inf" would silently disable the timer).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TlsSettings(_Model):
@@ -191,7 +192,7 @@ class ActorSettings(_Model):
     )
     options: dict[str, Any] = Field(default_factory=dict, description="the actor's own")
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 def _upper(value: object) -> object:
@@ -249,7 +250,7 @@ class ProactorSettings(BaseModel):
     imports it when it reads sources.)
     """
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     name: Name = "gateway"
     links: dict[Name, LinkSettings] = Field(default_factory=dict)

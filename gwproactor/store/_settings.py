@@ -21,7 +21,7 @@ class StoreSettings(BaseModel):
 
     # The field docstrings below document each setting. (pydantic's use_attribute_docstrings
     # would copy them into the schema, but parses this file's source at import: ~30 ms.)
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     max_bytes: int = Field(default=256 * _MIB, gt=0)
     """Bound on the event bytes of *pending* events (appended, not yet acked)."""

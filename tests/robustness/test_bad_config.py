@@ -146,6 +146,18 @@ def test_bad_names_inside_lists_and_keys_name_the_file(tmp_path: Path, text: str
         ("GWPROACTOR_WATCHDOG__CHECK_INTERVAL_SECONDS", "fast", "watchdog.check_interval_seconds"),
         ("GWPROACTOR_LINKS__UP__ROLE", "sideways", "links.up.role"),
         ("GWPROACTOR_NAME", "has space", "name"),
+        ("GWPROACTOR_LINKS__UP__ACK_TIMEOUT_SECONDS", "inf", "links.up.ack_timeout_seconds"),
+        (
+            "GWPROACTOR_LINKS__UP__BROKER__KEEPALIVE_SECONDS",
+            "nan",
+            "links.up.broker.keepalive_seconds",
+        ),
+        ("GWPROACTOR_STORE__MAX_BYTES", "inf", "store.max_bytes"),
+        (
+            "GWPROACTOR_WATCHDOG__CHECK_INTERVAL_SECONDS",
+            "Infinity",
+            "watchdog.check_interval_seconds",
+        ),
     ],
 )
 def test_env_values_that_do_not_parse_name_field_and_variable(
