@@ -35,6 +35,9 @@ __all__ = (
 )
 
 
+MAX_ID_LENGTH = 128  # message ids and actor names in a header
+
+
 class Header(BaseModel):
     """Routing facts of a message.
 
@@ -50,9 +53,11 @@ class Header(BaseModel):
     src: str
     dst: str
     message_type: str
-    message_id: str
+    # Bounded: a receiver remembers ids (de-duplication) and stores event ids, so an
+    # unbounded id from a peer would be a way to fill its memory or its disk.
+    message_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     ack_required: bool = False
-    actor: str = ""
+    actor: str = Field(default="", max_length=MAX_ID_LENGTH)
 
 
 class Payload(BaseModel):

@@ -345,6 +345,26 @@ def test_a_malformed_header_is_an_envelope_error(codec: JsonCodec) -> None:
     assert result.err_value.reason == "envelope"
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"message_id": "x" * 129},
+        {"message_id": ""},
+        {"message_id": "m1", "actor": "a" * 129},
+    ],
+)
+def test_ids_over_the_bound_are_envelope_errors(codec: JsonCodec, header: dict[str, str]) -> None:
+    """A peer cannot make a receiver remember (de-duplication) or store (event ids)
+    arbitrarily long ids."""
+    base = {"src": "a", "dst": "b", "message_type": "test.hello"}
+    envelope = {"header": base | header, "payload": {"n": 1}}
+    result = codec.decode("gw/a/to/b/test.hello", json.dumps(envelope).encode())
+    assert isinstance(result, Err)
+    assert result.err_value.reason == "envelope"
+    ok = {"header": base | {"message_id": "m" * 128}, "payload": {"n": 1}}
+    assert isinstance(codec.decode("gw/a/to/b/test.hello", json.dumps(ok).encode()), Ok)
+
+
 # -- a garbage flood through a real broker --------------------------------------------------
 
 GARBAGE_PER_KIND = 1500
