@@ -38,7 +38,10 @@ class EventListener:
     """A filtered FIFO of comm events. Loop-only.
 
     ``names``: the event names to accept (None: all). ``predicate``: an extra filter.
-    ``history``: how many accepted events to keep for later inspection.
+    ``history``: how many accepted events to keep for later inspection. ``max_queued``:
+    the FIFO's bound; a listener nobody reads keeps only the newest events (the oldest
+    are dropped and counted in ``dropped``), so a forgotten listener cannot grow without
+    limit at the message rate.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class EventListener:
         predicate: Callable[[CommEvent], bool] | None = None,
         *,
         history: int = 10_000,
+        max_queued: int = 100_000,
         hub: ListenerHub | None = None,
     ) -> None:
         if isinstance(names, str):
@@ -54,7 +58,8 @@ class EventListener:
         self.names = frozenset(names) if names is not None else None
         self.predicate = predicate
         self.history: deque[CommEvent] = deque(maxlen=history)
-        self._queue: asyncio.Queue[CommEvent] = asyncio.Queue()
+        self._queue: asyncio.Queue[CommEvent] = asyncio.Queue(max_queued)
+        self.dropped = 0
         self._hub = hub
 
     def accepts(self, event: CommEvent) -> bool:
@@ -65,6 +70,9 @@ class EventListener:
     def put(self, event: CommEvent) -> None:
         if self.accepts(event):
             self.history.append(event)
+            if self._queue.full():
+                self._queue.get_nowait()
+                self.dropped += 1
             self._queue.put_nowait(event)
 
     def empty(self) -> bool:
@@ -125,9 +133,10 @@ class ListenerHub:
         predicate: Callable[[CommEvent], bool] | None = None,
         *,
         history: int = 10_000,
+        max_queued: int = 100_000,
     ) -> EventListener:
         """A listener that registers itself on ``with`` (or call :meth:`add`)."""
-        return EventListener(names, predicate, history=history, hub=self)
+        return EventListener(names, predicate, history=history, max_queued=max_queued, hub=self)
 
     def add(self, listener: EventListener) -> None:
         if listener not in self._listeners:

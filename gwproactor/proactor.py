@@ -292,9 +292,10 @@ class Proactor(ServicesInterface):
         predicate: Callable[[CommEvent], bool] | None = None,
         *,
         history: int = 10_000,
+        max_queued: int = 100_000,
     ) -> EventListener:
         """A listener for comm events; registered while used as ``with``."""
-        return self.hub.listener(names, predicate, history=history)
+        return self.hub.listener(names, predicate, history=history, max_queued=max_queued)
 
     # -- lifecycle --------------------------------------------------------------------------
 

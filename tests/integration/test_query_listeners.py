@@ -295,3 +295,21 @@ async def test_history_is_bounded_and_kept_after_the_queue_is_cleared(
         recent.clear()
         assert recent.empty()
         assert [_hello_n(e) for e in recent.history] == [2, 3, 4]
+
+
+async def test_an_unread_listener_keeps_only_the_newest_events(
+    pair: tuple[Proactor, Proactor],
+) -> None:
+    """A listener nobody reads is bounded: the oldest queued events go, counted."""
+    parent, child = pair
+    with (
+        parent.listener("message.received", max_queued=3) as unread,
+        parent.listener("message.received") as all_of_them,
+    ):
+        for n in range(8):
+            _hello(child, n)
+        await wait_until(lambda: len(all_of_them.history) == 8, all_of_them, TIMEOUT)
+        assert unread.dropped == 5
+        assert [_hello_n(await unread.get(TIMEOUT)) for _ in range(3)] == [5, 6, 7]
+        assert unread.empty()
+        assert [_hello_n(e) for e in unread.history] == list(range(8))
