@@ -297,15 +297,15 @@ def new_client(
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
     escape = settings.topic_dot_escape
-    if escape is not None:
-        plain = deliver
 
-        def deliver(topic: str, payload: bytes) -> None:
-            plain(topic.replace(escape, ".") if topic.startswith("gw/") else topic, payload)
+    def unescaped(topic: str, payload: bytes) -> None:
+        deliver(topic.replace(escape or ".", ".") if topic.startswith("gw/") else topic, payload)
+
+    to_app = deliver if escape is None else unescaped
 
     def on_message(_client: Client, _userdata: Any, message: MQTTMessage) -> None:
-        deliver(message.topic, bytes(message.payload))
+        to_app(message.topic, bytes(message.payload))
 
     client.on_message = on_message  # what the short path leaves to paho's parser
-    client.on_publish_fast(deliver)
+    client.on_publish_fast(to_app)
     return client
