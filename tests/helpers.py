@@ -157,3 +157,11 @@ class EventRecorder(Communicator):
     def process_message(self, message: Message[Any]) -> Result[None, Exception]:
         self.events.append(message.payload)
         return Ok(None)
+
+
+def record_events(proactor: Proactor, name: str = "recorder") -> EventRecorder:
+    """An :class:`EventRecorder` added to ``proactor`` and routed every ``Counted`` event."""
+    recorder = EventRecorder(name, proactor)
+    proactor.add_communicator(recorder)
+    proactor.route(Counted.type_name, name)
+    return recorder

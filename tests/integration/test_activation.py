@@ -19,11 +19,11 @@ from tests.helpers import (
     REGISTRY,
     TIMEOUT,
     Counted,
-    EventRecorder,
     Hello,
     Recorder,
     is_state,
     pair_settings,
+    record_events,
     running,
     wait_active,
     wait_until,
@@ -182,9 +182,7 @@ async def test_withheld_acks_take_the_link_to_awaiting_peer_until_they_return(
     mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parent, child = _pair(mosquitto.port, mosquitto.port, child_link={"ack_timeout_seconds": 0.5})
-    recorder = EventRecorder("recorder", parent)
-    parent.add_communicator(recorder)
-    parent.route(Counted.type_name, "recorder")
+    recorder = record_events(parent)
     parent_link = parent.link("child")
     withheld: asyncio.Queue[Header] = asyncio.Queue()
 

@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from gwproactor import BrokerSettings, Proactor
-from tests.helpers import REGISTRY, Counted, EventRecorder, pair_settings, running, wait_until
+from tests.helpers import (
+    REGISTRY,
+    Counted,
+    EventRecorder,
+    pair_settings,
+    record_events,
+    running,
+    wait_until,
+)
 from tests.procs import ChildProcess
 from tests.support.mosquitto import Mosquitto
 
@@ -37,9 +45,7 @@ def _parent(broker: Mosquitto) -> tuple[Proactor, EventRecorder]:
         BrokerSettings(port=broker.port, reconnect_min_seconds=0.05, reconnect_max_seconds=0.5)
     )
     parent = Proactor(settings, REGISTRY)
-    recorder = EventRecorder("recorder", parent)
-    parent.add_communicator(recorder)
-    parent.route(Counted.type_name, "recorder")
+    recorder = record_events(parent)
     return parent, recorder
 
 

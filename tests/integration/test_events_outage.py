@@ -31,6 +31,7 @@ from tests.helpers import (
     Recorder,
     is_state,
     pair_settings,
+    record_events,
     running,
     wait_active,
     wait_until,
@@ -68,9 +69,7 @@ def _gateways(
         _broker(child_port or parent_port), ack_timeout_seconds=ack_timeout_seconds
     )
     parent, child = Proactor(parent_settings, REGISTRY), Proactor(child_settings, REGISTRY)
-    recorder = EventRecorder("recorder", parent)
-    parent.add_communicator(recorder)
-    parent.route(Counted.type_name, "recorder")
+    recorder = record_events(parent)
     return parent, child, recorder
 
 

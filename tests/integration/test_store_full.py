@@ -24,6 +24,7 @@ from tests.helpers import (
     Counted,
     EventRecorder,
     pair_settings,
+    record_events,
     running,
     wait_until,
 )
@@ -48,9 +49,7 @@ def _gateways(
         }
     )
     parent, child_proactor = Proactor(parent_settings, REGISTRY), Proactor(child, REGISTRY)
-    recorder = EventRecorder("recorder", parent)
-    parent.add_communicator(recorder)
-    parent.route(Counted.type_name, "recorder")
+    recorder = record_events(parent)
     return parent, child_proactor, recorder
 
 

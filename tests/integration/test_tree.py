@@ -23,8 +23,8 @@ from gwproactor.config import LinkRole
 from tests.helpers import (
     REGISTRY,
     Counted,
-    EventRecorder,
     is_state,
+    record_events,
     running,
     wait_active,
     wait_until,
@@ -79,9 +79,7 @@ async def test_events_cross_two_brokers_exactly_once_while_both_go_up_and_down(
     broker_a = await mosquitto_factory.astart(name="broker-a")
     broker_b = await mosquitto_factory.astart(name="broker-b")
     atn, scada1, scada2 = _tree(broker_a, broker_b)
-    recorder = EventRecorder("recorder", atn)
-    atn.add_communicator(recorder)
-    atn.route(Counted.type_name, "recorder")
+    recorder = record_events(atn)
     # What happens to the brokers when scada2 has generated this many events.
     plan: dict[int, Callable[[], Awaitable[object]]] = {
         400: broker_a.akill,  # scada1 -> atn down: scada1 stores and holds

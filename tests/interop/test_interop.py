@@ -48,6 +48,7 @@ from tests.helpers import (
     Recorder,
     is_state,
     pair_settings,
+    record_events,
     running,
     wait_active,
     wait_until,
@@ -142,9 +143,7 @@ def _gateways(broker: InteropBroker, wire: str) -> tuple[Proactor, Proactor, Eve
     )
     parent = Proactor(parent_settings, REGISTRY)
     child = Proactor(child_settings, REGISTRY)
-    recorder = EventRecorder("recorder", parent)
-    parent.add_communicator(recorder)
-    parent.route(Counted.type_name, "recorder")
+    recorder = record_events(parent)
     return parent, child, recorder
 
 
@@ -317,9 +316,7 @@ async def test_backlog_uploaded_in_order_once_the_parent_starts(
 def _parent(settings: BrokerSettings, parent: str, child: str) -> tuple[Proactor, EventRecorder]:
     parent_settings, _ = pair_settings(settings, parent=parent, child=child)
     proactor = Proactor(parent_settings, REGISTRY)
-    recorder = EventRecorder("recorder", proactor)
-    proactor.add_communicator(recorder)
-    proactor.route(Counted.type_name, "recorder")
+    recorder = record_events(proactor)
     return proactor, recorder
 
 

@@ -35,6 +35,7 @@ from tests.helpers import (
     EventRecorder,
     is_state,
     pair_settings,
+    record_events,
     running,
     wait_active,
     wait_until,
@@ -155,9 +156,7 @@ async def matrix(
     if store is not None:
         child_settings = child_settings.model_copy(update={"store": store})
     parent, child = Proactor(parent_settings, REGISTRY), Proactor(child_settings, REGISTRY)
-    recorder = EventRecorder("recorder", parent)
-    parent.add_communicator(recorder)
-    parent.route(Counted.type_name, "recorder")
+    recorder = record_events(parent)
     m = Matrix(parent, child, recorder)
     async with running(child):
         if not start_parent:

@@ -17,6 +17,7 @@ from tests.helpers import (
     EventRecorder,
     memory_factory,
     pair_settings,
+    record_events,
     running,
     wait_active,
     wait_until,
@@ -28,9 +29,7 @@ def _pair(broker: MemoryBroker, **overrides: object) -> tuple[Proactor, Proactor
     child_settings = child_settings.model_copy(update=overrides)
     parent = Proactor(parent_settings, REGISTRY, transport_factory=memory_factory(broker))
     child = Proactor(child_settings, REGISTRY, transport_factory=memory_factory(broker))
-    recorder = EventRecorder("recorder", parent)
-    parent.add_communicator(recorder)
-    parent.route(Counted.type_name, "recorder")
+    recorder = record_events(parent)
     return parent, child, recorder
 
 
@@ -119,9 +118,7 @@ async def test_middle_gateway_forwards_child_events_upstream() -> None:
         REGISTRY,
         transport_factory=memory_factory(broker),
     )
-    recorder = EventRecorder("recorder", atn)
-    atn.add_communicator(recorder)
-    atn.route(Counted.type_name, "recorder")
+    recorder = record_events(atn)
     async with running(atn, scada1, scada2):
         await wait_active(scada2, "scada1")
         await wait_active(scada1, "atn")

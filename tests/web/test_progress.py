@@ -13,8 +13,8 @@ from gwproactor.cli._progress import BacklogProgress
 from tests.helpers import (
     REGISTRY,
     Counted,
-    EventRecorder,
     pair_settings,
+    record_events,
     running,
     wait_active,
     wait_until,
@@ -31,9 +31,7 @@ async def test_bar_follows_the_backlog_and_reports_the_rate(mosquitto: Mosquitto
     broker = BrokerSettings(port=mosquitto.port, reconnect_min_seconds=0.05)
     parent_settings, child_settings = pair_settings(broker)
     parent, child = Proactor(parent_settings, REGISTRY), Proactor(child_settings, REGISTRY)
-    recorder = EventRecorder("recorder", parent)
-    parent.add_communicator(recorder)
-    parent.route(Counted.type_name, "recorder")
+    recorder = record_events(parent)
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=100, highlight=False, color_system=None)
     bar = BacklogProgress(child, console, threshold=100)
