@@ -23,36 +23,23 @@ main thread or the event loop's), not from a short-lived worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import time
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from gwproactor.testing._lifecycle import AwaitableStopMixin, ContextManagerMixin
+from gwproactor.testing._lifecycle import ContextManagerMixin
 from gwproactor.testing._mosquitto_conf import (
     MosquittoOptions,
     hash_password,
     render_config,
     write_password_file,
 )
-from gwproactor.testing._probe import wait_for_connack
-from gwproactor.testing._procs import (
-    KILL_WAIT_S,
-    kill_quietly,
-    log_tail,
-    reap,
-    spawn,
-    write_private,
-)
+from gwproactor.testing._procs import write_private
+from gwproactor.testing._server import SingleProcessServer
 from gwproactor.testing.certs import TlsMaterial
-from gwproactor.testing.ports import LOOPBACK, free_listen_port, port_is_free
 
 __all__ = (
     "BOOTSTRAP_HINT",
@@ -71,9 +58,6 @@ logger = logging.getLogger(__name__)
 BOOTSTRAP_HINT = "run scripts/_bootstrap.sh (it installs mosquitto and openssl with apt-get)"
 MOSQUITTO_ENV = "GW_MOSQUITTO"
 _MOSQUITTO_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin", "/usr/local/bin")
-_READY_POLL_S = 0.01
-_PROBE_TIMEOUT_S = 1.0
-_START_ATTEMPTS = 3  # only while the ports are still our own unused choice
 
 
 class MosquittoError(RuntimeError):
@@ -113,7 +97,7 @@ def find_mosquitto() -> Path:
     return Path(found)
 
 
-class Mosquitto(AwaitableStopMixin, ContextManagerMixin):
+class Mosquitto(SingleProcessServer, ContextManagerMixin):
     """One real mosquitto broker process on 127.0.0.1, restartable on the same ports.
 
     The constructor does no I/O. Options:
@@ -141,7 +125,19 @@ class Mosquitto(AwaitableStopMixin, ContextManagerMixin):
       period of :meth:`stop`. ``binary`` overrides :func:`find_mosquitto`.
 
     MQTT 3.1.1 and 5 clients are both accepted; nothing needs configuring for either.
+    Mosquitto sets ``SO_REUSEADDR``, so connections left in ``TIME_WAIT`` by the previous run
+    do not delay the bind of a :meth:`restart`.
     """
+
+    _error = MosquittoError
+    _start_error_type = MosquittoStartError
+    _kind = "mosquitto"
+    _busy_note = " by another process"
+    _file_stem = "mosquitto"
+    _probe_timeout = 1.0
+    _ready_poll = 0.01
+    _exited_before = "before accepting connections"
+    _logger = logger
 
     def __init__(
         self,
@@ -169,8 +165,14 @@ class Mosquitto(AwaitableStopMixin, ContextManagerMixin):
             raise ValueError("give either users or password_file, not both")
         if tls_port is not None and tls is None:
             raise ValueError("tls_port needs tls material")
-        self.work_dir = work_dir
-        self.name = name
+        super().__init__(
+            work_dir,
+            name=name,
+            ports={"mqtt": port, "tls": tls_port},
+            start_timeout=start_timeout,
+            stop_timeout=stop_timeout,
+            binary=binary,
+        )
         self.tls = tls
         self.tls_require_certificate = tls_require_certificate
         self.tls_identity_as_username = tls_identity_as_username
@@ -184,70 +186,18 @@ class Mosquitto(AwaitableStopMixin, ContextManagerMixin):
         self.persistence = persistence
         self.log_types = log_types
         self.extra_config = extra_config
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
-        self._binary = binary
-        self._port = port
-        self._tls_port = tls_port
-        # Ports we chose ourselves may be re-chosen if someone else grabbed them before the
-        # first start; ports given by the caller, or already used by a run, are kept.
-        self._ports_chosen_here = port is None and tls_port is None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], Mosquitto] | None = None
-        self.starts = 0
-        """How many times the broker process was started successfully."""
 
     # -- addresses and paths -------------------------------------------------------------
-
-    host = LOOPBACK
-    """The only interface the broker listens on."""
-
-    @property
-    def port(self) -> int:
-        """The plain MQTT port. Chosen (a free port) on first access, then fixed."""
-        if self._port is None:
-            self._port = free_listen_port(self.host, exclude=_taken(self._tls_port))
-        return self._port
 
     @property
     def tls_port(self) -> int | None:
         """The TLS port, or ``None`` without ``tls``. Chosen on first access, then fixed."""
-        if self.tls is None:
-            return None
-        if self._tls_port is None:
-            self._tls_port = free_listen_port(self.host, exclude=_taken(self._port))
-        return self._tls_port
-
-    @property
-    def config_path(self) -> Path:
-        """The generated configuration file (rewritten by every start)."""
-        return self.work_dir / "mosquitto.conf"
-
-    @property
-    def log_path(self) -> Path:
-        """The broker's log, appended to by every run (stdout and stderr included)."""
-        return self.work_dir / "mosquitto.log"
+        return None if self.tls is None else self._port("tls")
 
     @property
     def persistence_path(self) -> Path:
         """Where the persistence database lives when ``persistence`` is on."""
         return self.work_dir / "mosquitto.db"
-
-    # -- process state -------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        """Whether the broker process exists and has not exited."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The process id while :attr:`running`, else ``None``."""
-        return self._process.pid if self._process is not None and self.running else None
-
-    def log_tail(self, lines: int = 40) -> str:
-        """Return the last ``lines`` lines of :attr:`log_path` (``""`` if there is no log yet)."""
-        return log_tail(self.log_path, lines)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -270,173 +220,25 @@ class Mosquitto(AwaitableStopMixin, ContextManagerMixin):
         :class:`MosquittoError` if it is already running, :class:`MosquittoNotFoundError`
         without a binary. Blocking; returns ``self``.
         """
-        self._check_not_running()
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            if not self._ports_bindable(attempt):
-                continue
-            process = self._spawn()
-            try:
-                self._wait_ready(process, time.monotonic() + self.start_timeout)
-            except MosquittoStartError:
-                self.kill()
-                if not self._retry_on_other_ports(attempt):
-                    raise
-            except BaseException:
-                self.kill()
-                raise
-            else:
-                self._started()
-                return self
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def astart(self) -> Self:
-        """Awaitable :meth:`start`: spawns on the loop, waits for readiness in a worker thread.
-
-        Same contract as :meth:`start`. If cancelled while waiting, the broker is killed
-        before ``CancelledError`` propagates.
-        """
-        self._check_not_running()
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            if not self._ports_bindable(attempt):
-                continue
-            process = self._spawn()
-            deadline = time.monotonic() + self.start_timeout
-            try:
-                await asyncio.to_thread(self._wait_ready, process, deadline)
-            except MosquittoStartError:
-                await self.akill()
-                if not self._retry_on_other_ports(attempt):
-                    raise
-            except BaseException:
-                self.kill()  # also on cancellation: no await may be cancelled again here
-                raise
-            else:
-                self._started()
-                return self
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def stop(self) -> None:
-        """Stop the broker gracefully: SIGTERM, wait ``stop_timeout``, then SIGKILL and wait.
-
-        With ``persistence`` the database is saved on this path. A no-op when not running
-        (a process that died by itself is reaped). Blocking; never raises for a process that
-        is already gone.
-        """
-        self._terminate(signal.SIGTERM, self.stop_timeout)
-
-    def kill(self) -> None:
-        """Kill the broker with SIGKILL (no goodbye to clients, nothing saved) and wait for it.
-
-        A no-op when not running. Blocking.
-        """
-        self._terminate(signal.SIGKILL, KILL_WAIT_S)
-
-    def restart(self, *, kill: bool = False) -> Self:
-        """:meth:`stop` (or :meth:`kill`) if running, then :meth:`start` on the same ports.
-
-        Mosquitto sets ``SO_REUSEADDR``, so connections left in ``TIME_WAIT`` by the previous
-        run do not delay the new bind. Raises like :meth:`start`.
-        """
-        if kill:
-            self.kill()
-        else:
-            self.stop()
-        return self.start()
+        return super().start()
 
     def __repr__(self) -> str:
-        tls = f" tls_port={self._tls_port}" if self.tls is not None else ""
-        return f"<Mosquitto {self.name} port={self._port}{tls} pid={self.pid}>"
+        tls = f" tls_port={self._ports['tls']}" if self.tls is not None else ""
+        return f"<Mosquitto {self.name} port={self._ports['mqtt']}{tls} pid={self.pid}>"
 
-    # -- internals -----------------------------------------------------------------------
+    # -- hooks ---------------------------------------------------------------------------
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        """Write the configuration and start the process (does not wait for readiness)."""
-        self._check_not_running()
-        binary = self._binary or find_mosquitto()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+    def _where(self) -> str:
+        return f"port {self._ports['mqtt']}"
+
+    def _listen_ports(self) -> list[int]:
+        return [self.port] + ([p] if (p := self.tls_port) is not None else [])
+
+    def _find_binary(self) -> Path:
+        return find_mosquitto()
+
+    def _write_files(self) -> None:
         write_private(self.config_path, render_config(self))
-        argv = [str(binary), "-c", str(self.config_path)]
-        ports = f"port {self.port}" + (f", tls port {self.tls_port}" if self.tls else "")
-        process = spawn(
-            argv,
-            log_path=self.log_path,
-            cwd=self.work_dir,
-            marker=f"starting {self.name} on {ports}",
-        )
-        self._process = process
-        self._finalizer = weakref.finalize(self, kill_quietly, process)
-        logger.debug("%s: spawned pid %d (%s)", self.name, process.pid, ports)
-        return process
 
-    def _check_not_running(self) -> None:
-        if self.running:
-            raise MosquittoError(f"{self!r} is already running")
-
-    def _wait_ready(self, process: subprocess.Popen[bytes], deadline: float) -> None:
-        """Block until the broker answers an MQTT CONNECT on its plain port; see :meth:`start`."""
-        wait_for_connack(
-            process,
-            self.host,
-            self.port,
-            deadline,
-            start_timeout=self.start_timeout,
-            probe_timeout=_PROBE_TIMEOUT_S,
-            poll_interval=_READY_POLL_S,
-            exited_before="before accepting connections",
-            error=self._start_error,
-        )
-
-    def _start_error(self, what: str) -> MosquittoStartError:
-        return MosquittoStartError(
-            f"mosquitto {self.name!r} (port {self._port}) {what}; "
-            f"log {self.log_path}, last lines:\n{self.log_tail()}"
-        )
-
-    def _ports_bindable(self, attempt: int) -> bool:
-        """Before spawning: True if the listener ports are free; False after re-choosing them.
-
-        Raises :class:`MosquittoStartError` when a port is busy and may not be re-chosen.
-        """
-        ports = [self.port] + ([p] if (p := self.tls_port) is not None else [])
-        busy = [port for port in ports if not port_is_free(port, self.host)]
-        if not busy:
-            return True
-        if not self._may_rechoose_ports(attempt):
-            raise MosquittoStartError(
-                f"mosquitto {self.name!r}: port(s) {busy} on {self.host} already in use "
-                "by another process"
-            )
-        logger.warning("%s: ports %s were taken meanwhile, choosing others", self.name, busy)
-        self._port = self._tls_port = None
-        return False
-
-    def _retry_on_other_ports(self, attempt: int) -> bool:
-        """After a failed start: re-choose ports and return True if worth another attempt."""
-        if not self._may_rechoose_ports(attempt):
-            return False
-        if "Address already in use" not in self.log_tail(10):
-            return False
-        logger.warning("%s: ports %s were taken meanwhile, choosing others", self.name, self._port)
-        self._port = self._tls_port = None
-        return True
-
-    def _may_rechoose_ports(self, attempt: int) -> bool:
-        return self._ports_chosen_here and self.starts == 0 and attempt < _START_ATTEMPTS
-
-    def _started(self) -> None:
-        self.starts += 1
-        logger.info("%s: ready on port %s (pid %s)", self.name, self._port, self.pid)
-
-    def _terminate(self, sig: signal.Signals, grace: float) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        reap(process, sig, grace)
-        logger.debug("%s: pid %d exited with %s", self.name, process.pid, process.returncode)
-
-
-def _taken(*ports: int | None) -> frozenset[int]:
-    return frozenset(p for p in ports if p is not None)
+    def _ports_text(self) -> str:
+        return f"port {self.port}" + (f", tls port {self.tls_port}" if self.tls else "")

@@ -30,29 +30,17 @@ from the kernel if the thread that started it dies (``setpriv --pdeathsig``, whe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
-import weakref
 from pathlib import Path
 from typing import Self
 
-from gwproactor.testing._lifecycle import AwaitableStopMixin, ContextManagerMixin
-from gwproactor.testing._probe import wait_for_connack
-from gwproactor.testing._procs import (
-    KILL_WAIT_S,
-    kill_quietly,
-    log_tail,
-    reap,
-    spawn,
-    write_private,
-)
-from gwproactor.testing.ports import LOOPBACK, free_listen_port, port_is_free
+from gwproactor.testing._lifecycle import ContextManagerMixin
+from gwproactor.testing._procs import write_private
+from gwproactor.testing._server import SingleProcessServer
 
 __all__ = (
     "DOTTED_TOPICS_VERSION",
@@ -75,10 +63,6 @@ DOTTED_TOPICS_VERSION = (2, 10, 0)
 _NATS_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/opt/homebrew/bin")
 _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 _VERSION_TIMEOUT_S = 10.0
-_READY_POLL_S = 0.01
-# The first MQTT CONNECT makes the server create its JetStream streams: allow for that.
-_PROBE_TIMEOUT_S = 5.0
-_START_ATTEMPTS = 3  # only while the ports are still our own unused choice
 
 
 class NatsError(RuntimeError):
@@ -140,7 +124,7 @@ def supports_dotted_topics(version: tuple[int, int, int]) -> bool:
     return version >= DOTTED_TOPICS_VERSION
 
 
-class NatsServer(AwaitableStopMixin, ContextManagerMixin):
+class NatsServer(SingleProcessServer, ContextManagerMixin):
     """One real nats-server with MQTT on 127.0.0.1, restartable on the same ports.
 
     The constructor does no I/O. Options:
@@ -152,7 +136,18 @@ class NatsServer(AwaitableStopMixin, ContextManagerMixin):
       ``max_ack_pending: 100``); ``extra_config``: lines appended at the top level.
     * ``start_timeout`` bounds :meth:`start`; ``stop_timeout`` the SIGTERM grace period of
       :meth:`stop`; ``binary`` overrides :func:`find_nats_server`.
+
+    :meth:`restart` keeps the JetStream store: the same server comes back.
     """
+
+    _error = NatsError
+    _start_error_type = NatsStartError
+    _kind = "nats-server"
+    _file_stem = "nats"
+    # The first MQTT CONNECT makes the server create its JetStream streams: allow for that.
+    _probe_timeout = 5.0
+    _ready_poll = 0.01
+    _logger = logger
 
     def __init__(
         self,
@@ -169,41 +164,23 @@ class NatsServer(AwaitableStopMixin, ContextManagerMixin):
         stop_timeout: float = 5.0,
         binary: Path | None = None,
     ) -> None:
-        self.work_dir = work_dir
-        self.name = name
+        super().__init__(
+            work_dir,
+            name=name,
+            ports={"mqtt": port, "client": client_port},
+            start_timeout=start_timeout,
+            stop_timeout=stop_timeout,
+            binary=binary,
+        )
         self.max_memory_store = max_memory_store
         self.max_file_store = max_file_store
         self.mqtt_config = mqtt_config
         self.extra_config = extra_config
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
-        self._binary = binary
-        self._port = port
-        self._client_port = client_port
-        # Ports chosen here may be re-chosen if taken before the first start; ports given by
-        # the caller, or already used by a run, are kept.
-        self._ports_chosen_here = port is None and client_port is None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], NatsServer] | None = None
-        self.starts = 0
-        """How many times the server was started successfully."""
-
-    host = LOOPBACK
-    """The only interface the server listens on."""
-
-    @property
-    def port(self) -> int:
-        """The MQTT port. Chosen (a free port) on first access, then fixed."""
-        if self._port is None:
-            self._port = free_listen_port(self.host, exclude=_taken(self._client_port))
-        return self._port
 
     @property
     def client_port(self) -> int:
         """The NATS client-protocol port. Chosen on first access, then fixed."""
-        if self._client_port is None:
-            self._client_port = free_listen_port(self.host, exclude=_taken(self._port))
-        return self._client_port
+        return self._port("client")
 
     @property
     def server_name(self) -> str:
@@ -211,35 +188,13 @@ class NatsServer(AwaitableStopMixin, ContextManagerMixin):
         return f"gw_test_{self.port}"
 
     @property
-    def config_path(self) -> Path:
-        return self.work_dir / "nats.conf"
-
-    @property
-    def log_path(self) -> Path:
-        """The server's log, appended to by every run."""
-        return self.work_dir / "nats.log"
-
-    @property
     def store_dir(self) -> Path:
         """The JetStream store directory, kept across restarts."""
         return self.work_dir / "jetstream"
 
-    @property
-    def running(self) -> bool:
-        """Whether the server process exists and has not exited."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None and self.running else None
-
     def version(self) -> tuple[int, int, int]:
         """The server's version (runs ``nats-server --version``; blocking)."""
         return nats_server_version(self._binary or find_nats_server())
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of :attr:`log_path` (``""`` if there is no log yet)."""
-        return log_tail(self.log_path, lines)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -255,88 +210,25 @@ class NatsServer(AwaitableStopMixin, ContextManagerMixin):
         :class:`NatsError` if already running, :class:`NatsNotFoundError` without a binary.
         Blocking; returns ``self``.
         """
-        self._check_not_running()
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            if not self._ports_bindable(attempt):
-                continue
-            process = self._spawn()
-            try:
-                self._wait_ready(process, time.monotonic() + self.start_timeout)
-            except NatsStartError:
-                self.kill()
-                if not self._retry_on_other_ports(attempt):
-                    raise
-            except BaseException:
-                self.kill()
-                raise
-            else:
-                self._started()
-                return self
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def astart(self) -> Self:
-        """Awaitable :meth:`start` (the readiness wait runs in a worker thread). If cancelled
-        while waiting, the server is killed before ``CancelledError`` propagates."""
-        self._check_not_running()
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            if not self._ports_bindable(attempt):
-                continue
-            process = self._spawn()
-            deadline = time.monotonic() + self.start_timeout
-            try:
-                await asyncio.to_thread(self._wait_ready, process, deadline)
-            except NatsStartError:
-                await self.akill()
-                if not self._retry_on_other_ports(attempt):
-                    raise
-            except BaseException:
-                self.kill()  # also on cancellation: no await that could be cancelled again
-                raise
-            else:
-                self._started()
-                return self
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def stop(self) -> None:
-        """Stop gracefully: SIGTERM, wait ``stop_timeout``, then SIGKILL and wait. A no-op
-        when not running. Blocking; never raises for a process that is already gone."""
-        self._terminate(signal.SIGTERM, self.stop_timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the server (clients see their connections reset) and wait for it."""
-        self._terminate(signal.SIGKILL, KILL_WAIT_S)
-
-    def restart(self, *, kill: bool = False) -> Self:
-        """:meth:`stop` (or :meth:`kill`) if running, then :meth:`start` on the same ports
-        with the same JetStream store. Raises like :meth:`start`."""
-        if kill:
-            self.kill()
-        else:
-            self.stop()
-        return self.start()
+        return super().start()
 
     def __repr__(self) -> str:
-        return f"<NatsServer {self.name} port={self._port} pid={self.pid}>"
+        return f"<NatsServer {self.name} port={self._ports['mqtt']} pid={self.pid}>"
 
-    # -- internals -----------------------------------------------------------------------
+    # -- hooks ---------------------------------------------------------------------------
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        binary = self._binary or find_nats_server()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+    def _where(self) -> str:
+        return f"mqtt port {self._ports['mqtt']}"
+
+    def _find_binary(self) -> Path:
+        return find_nats_server()
+
+    def _write_files(self) -> None:
         self.store_dir.mkdir(exist_ok=True)
         write_private(self.config_path, self._config())
-        argv = [str(binary), "-c", str(self.config_path)]
-        ports = f"mqtt port {self.port}, client port {self.client_port}"
-        process = spawn(
-            argv,
-            log_path=self.log_path,
-            cwd=self.work_dir,
-            marker=f"starting {self.name} on {ports}",
-        )
-        self._process = process
-        self._finalizer = weakref.finalize(self, kill_quietly, process)
-        logger.debug("%s: spawned pid %d (%s)", self.name, process.pid, ports)
-        return process
+
+    def _ports_text(self) -> str:
+        return f"mqtt port {self.port}, client port {self.client_port}"
 
     def _config(self) -> str:
         mqtt_extra = [f"  {line}" for line in self.mqtt_config.splitlines()]
@@ -361,71 +253,3 @@ class NatsServer(AwaitableStopMixin, ContextManagerMixin):
         if self.extra_config:
             lines += ["# extra_config", self.extra_config]
         return "\n".join(lines) + "\n"
-
-    def _check_not_running(self) -> None:
-        if self.running:
-            raise NatsError(f"{self!r} is already running")
-
-    def _wait_ready(self, process: subprocess.Popen[bytes], deadline: float) -> None:
-        """Block until the server answers an MQTT CONNECT on :attr:`port`; see :meth:`start`."""
-        wait_for_connack(
-            process,
-            self.host,
-            self.port,
-            deadline,
-            start_timeout=self.start_timeout,
-            probe_timeout=_PROBE_TIMEOUT_S,
-            poll_interval=_READY_POLL_S,
-            exited_before="before accepting MQTT",
-            error=self._start_error,
-        )
-
-    def _start_error(self, what: str) -> NatsStartError:
-        return NatsStartError(
-            f"nats-server {self.name!r} (mqtt port {self._port}) {what}; "
-            f"log {self.log_path}, last lines:\n{self.log_tail()}"
-        )
-
-    def _ports_bindable(self, attempt: int) -> bool:
-        """Before spawning: True if both ports are free; False after re-choosing them.
-        Raises :class:`NatsStartError` when a port is busy and may not be re-chosen."""
-        busy = [p for p in (self.port, self.client_port) if not port_is_free(p, self.host)]
-        if not busy:
-            return True
-        if not self._may_rechoose_ports(attempt):
-            raise NatsStartError(
-                f"nats-server {self.name!r}: port(s) {busy} on {self.host} already in use"
-            )
-        logger.warning("%s: ports %s were taken meanwhile, choosing others", self.name, busy)
-        self._port = self._client_port = None
-        return False
-
-    def _retry_on_other_ports(self, attempt: int) -> bool:
-        if not self._may_rechoose_ports(attempt):
-            return False
-        if "address already in use" not in self.log_tail(10).lower():
-            return False
-        logger.warning("%s: port %s was taken meanwhile, choosing others", self.name, self._port)
-        self._port = self._client_port = None
-        return True
-
-    def _may_rechoose_ports(self, attempt: int) -> bool:
-        return self._ports_chosen_here and self.starts == 0 and attempt < _START_ATTEMPTS
-
-    def _started(self) -> None:
-        self.starts += 1
-        logger.info("%s: ready on mqtt port %s (pid %s)", self.name, self._port, self.pid)
-
-    def _terminate(self, sig: signal.Signals, grace: float) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        reap(process, sig, grace)
-        logger.debug("%s: pid %d exited with %s", self.name, process.pid, process.returncode)
-
-
-def _taken(*ports: int | None) -> frozenset[int]:
-    return frozenset(p for p in ports if p is not None)

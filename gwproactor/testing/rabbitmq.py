@@ -46,9 +46,7 @@ import weakref
 from pathlib import Path
 from typing import Self
 
-from gwproactor.testing._lifecycle import AwaitableStopMixin
-from gwproactor.testing._probe import wait_for_connack
-from gwproactor.testing._procs import kill_tagged, log_tail, spawn, tagged_pids
+from gwproactor.testing._procs import kill_tagged, spawn, tagged_pids
 from gwproactor.testing._rabbitmq_conf import OWNER_ENV, node_environment, prepare_files
 
 # Explicit re-exports ("as" form): defined in ._rabbitmq_install, still importable from here.
@@ -59,7 +57,7 @@ from gwproactor.testing._rabbitmq_install import (
     locate_rabbitmq_server,
     rabbitmq_version,
 )
-from gwproactor.testing.ports import LOOPBACK, free_listen_port, port_is_free
+from gwproactor.testing._server import ManagedServer
 
 __all__ = (
     "MQTT5_VERSION",
@@ -76,11 +74,6 @@ logger = logging.getLogger(__name__)
 
 MQTT5_VERSION = (3, 13, 0)
 """The first RabbitMQ release whose MQTT plugin speaks MQTT 5."""
-
-_READY_POLL_S = 0.05
-_PROBE_TIMEOUT_S = 5.0
-_START_ATTEMPTS = 3  # only while the ports are still our own unused choice
-_PORT_IN_USE = ("eaddrinuse", "address already in use")
 
 
 class RabbitMQError(RuntimeError):
@@ -113,7 +106,7 @@ def find_epmd() -> Path:
     return locate_epmd(RabbitMQNotFoundError)
 
 
-class RabbitMQ(AwaitableStopMixin):
+class RabbitMQ(ManagedServer):
     """One private RabbitMQ node with MQTT on 127.0.0.1, restartable on the same ports.
 
     The constructor does no I/O. Options: fixed ports (``port`` for MQTT, ``amqp_port``,
@@ -121,7 +114,19 @@ class RabbitMQ(AwaitableStopMixin):
     ``extra_config``: lines appended to the generated ``rabbitmq.conf`` (sysctl format);
     ``start_timeout`` bounds :meth:`start` (a first boot takes 5 to 20 s); ``stop_timeout``
     the SIGTERM grace period of :meth:`stop`; ``binary``/``epmd`` override the lookups.
+
+    :attr:`pid` is that of ``beam.smp``; :meth:`restart` keeps the database.
     """
+
+    _error = RabbitMQError
+    _start_error_type = RabbitMQStartError
+    _kind = "RabbitMQ"
+    _file_stem = "rabbitmq"
+    _probe_timeout = 5.0
+    _ready_poll = 0.05
+    _in_use_marks = ("eaddrinuse", "address already in use")
+    _in_use_tail = 60
+    _logger = logger
 
     def __init__(
         self,
@@ -138,44 +143,21 @@ class RabbitMQ(AwaitableStopMixin):
         binary: Path | None = None,
         epmd: Path | None = None,
     ) -> None:
-        self.work_dir = work_dir
-        self.name = name
+        super().__init__(
+            work_dir,
+            name=name,
+            ports={"mqtt": port, "amqp": amqp_port, "dist": dist_port, "epmd": epmd_port},
+            start_timeout=start_timeout,
+            stop_timeout=stop_timeout,
+            binary=binary,
+        )
         self.extra_config = extra_config
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
-        self._binary = binary
         self._epmd_binary = epmd
-        self._ports: dict[str, int | None] = {
-            "mqtt": port,
-            "amqp": amqp_port,
-            "dist": dist_port,
-            "epmd": epmd_port,
-        }
-        self._ports_chosen_here = all(p is None for p in self._ports.values())
         self.owner_tag = f"{name}-{secrets.token_hex(8)}"
         """Set as ``$GW_TEST_RABBITMQ_OWNER`` in every process this object spawns."""
-        self._node: subprocess.Popen[bytes] | None = None
         self._epmd: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[..., RabbitMQ] | None = None
-        self.starts = 0
-        """How many times the node was started successfully."""
-
-    host = LOOPBACK
-    """The only interface the node listens on."""
 
     # -- addresses and paths -------------------------------------------------------------
-
-    def _port(self, role: str) -> int:
-        port = self._ports[role]
-        if port is None:
-            taken = frozenset(p for p in self._ports.values() if p is not None)
-            port = self._ports[role] = free_listen_port(self.host, exclude=taken)
-        return port
-
-    @property
-    def port(self) -> int:
-        """The MQTT port. Chosen (a free port) on first access, then fixed."""
-        return self._port("mqtt")
 
     @property
     def amqp_port(self) -> int:
@@ -198,29 +180,6 @@ class RabbitMQ(AwaitableStopMixin):
         """``HOME`` of the node: holds its Erlang cookie, so the system node's is not used."""
         return self.work_dir / "home"
 
-    @property
-    def config_path(self) -> Path:
-        return self.work_dir / "rabbitmq.conf"
-
-    @property
-    def log_path(self) -> Path:
-        """The node's and its epmd's output, appended to by every run."""
-        return self.work_dir / "rabbitmq.log"
-
-    @property
-    def running(self) -> bool:
-        """Whether the node's VM exists and has not exited."""
-        return self._node is not None and self._node.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The pid of ``beam.smp`` while :attr:`running`."""
-        return self._node.pid if self._node is not None and self.running else None
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of :attr:`log_path` (``""`` if there is no log yet)."""
-        return log_tail(self.log_path, lines)
-
     def leftover_pids(self) -> list[int]:
         """Live processes (not zombies) carrying this object's :attr:`owner_tag` (Linux
         ``/proc``; empty elsewhere)."""
@@ -238,54 +197,12 @@ class RabbitMQ(AwaitableStopMixin):
         ``start_timeout`` (everything is then killed), :class:`RabbitMQError` if already
         running, :class:`RabbitMQNotFoundError` without RabbitMQ or epmd. Blocking.
         """
-        self._check_not_running()
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            if not self._ports_bindable(attempt):
-                continue
-            deadline = time.monotonic() + self.start_timeout
-            try:
-                self._wait_epmd(self._spawn_epmd(), deadline)
-                self._wait_ready(self._spawn_node(), deadline)
-            except RabbitMQStartError:
-                self.kill()
-                if not self._retry_on_other_ports(attempt):
-                    raise
-            except BaseException:
-                self.kill()
-                raise
-            else:
-                self._started()
-                return self
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def astart(self) -> Self:
-        """Awaitable :meth:`start`: processes are spawned on the loop's thread (see
-        ``--pdeathsig``), the waits for readiness run in worker threads. If cancelled, what
-        was started is killed before ``CancelledError`` propagates."""
-        self._check_not_running()
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            if not self._ports_bindable(attempt):
-                continue
-            deadline = time.monotonic() + self.start_timeout
-            try:
-                await asyncio.to_thread(self._wait_epmd, self._spawn_epmd(), deadline)
-                await asyncio.to_thread(self._wait_ready, self._spawn_node(), deadline)
-            except RabbitMQStartError:
-                await self.akill()
-                if not self._retry_on_other_ports(attempt):
-                    raise
-            except BaseException:
-                self.kill()  # also on cancellation: no await that could be cancelled again
-                raise
-            else:
-                self._started()
-                return self
-        raise AssertionError("unreachable")  # pragma: no cover
+        return super().start()
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM, up to ``stop_timeout``), then :meth:`kill` whatever is
         left, epmd included. A no-op when not running. Blocking."""
-        node = self._node
+        node = self._process
         if node is not None and node.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 node.send_signal(signal.SIGTERM)
@@ -297,7 +214,7 @@ class RabbitMQ(AwaitableStopMixin):
         """SIGKILL the node's process group, epmd and every other process carrying
         :attr:`owner_tag`, and wait for them. Nothing is saved; clients see resets. A no-op
         when nothing runs. Blocking."""
-        node, self._node = self._node, None
+        node, self._process = self._process, None
         epmd, self._epmd = self._epmd, None
         if self._finalizer is not None:
             self._finalizer.detach()
@@ -307,23 +224,34 @@ class RabbitMQ(AwaitableStopMixin):
             if process is not None:
                 logger.debug("%s: pid %d exited with %s", self.name, process.pid, process.poll())
 
-    def restart(self, *, kill: bool = False) -> Self:
-        """:meth:`stop` (or :meth:`kill`), then :meth:`start` on the same ports with the
-        same database. Raises like :meth:`start`."""
-        if kill:
-            self.kill()
-        else:
-            self.stop()
-        return self.start()
-
     def __repr__(self) -> str:
         return f"<RabbitMQ {self.name} port={self._ports['mqtt']} pid={self.pid}>"
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"node {self.node_name}"
+
+    def _launch(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        self._wait_epmd(self._spawn_epmd(), deadline)
+        self._wait_ready(self._spawn_node(), deadline)
+
+    async def _alaunch(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        await asyncio.to_thread(self._wait_epmd, self._spawn_epmd(), deadline)
+        await asyncio.to_thread(self._wait_ready, self._spawn_node(), deadline)
+
+    def _ready_check(self) -> str | None:
+        """While waiting for the node: why its epmd is no longer there, if it is not."""
+        if self._epmd is not None and (code := self._epmd.poll()) is not None:
+            return f"its epmd exited with code {code}"
+        return None
 
     # -- internals -----------------------------------------------------------------------
 
     def _check_not_running(self) -> None:
-        if self.running:
-            raise RabbitMQError(f"{self!r} is already running")
+        super()._check_not_running()
         if self._epmd is not None:
             self.kill()  # the node died by itself: clear what is left of that run
 
@@ -356,7 +284,7 @@ class RabbitMQ(AwaitableStopMixin):
                 socket.create_connection((self.host, self.epmd_port), timeout=1.0).close()
                 return
             with contextlib.suppress(subprocess.TimeoutExpired):
-                epmd.wait(timeout=_READY_POLL_S)
+                epmd.wait(timeout=self._ready_poll)
 
     def _spawn_node(self) -> subprocess.Popen[bytes]:
         binary = self._binary or find_rabbitmq_server()
@@ -364,7 +292,7 @@ class RabbitMQ(AwaitableStopMixin):
             f"starting node {self.node_name}: mqtt {self.port}, amqp {self.amqp_port}, "
             f"dist {self.dist_port}"
         )
-        self._node = node = self._popen([str(binary)])
+        self._process = node = self._popen([str(binary)])
         self._arm_finalizer()
         logger.debug("%s: spawned node pid %d (%s)", self.name, node.pid, self.node_name)
         return node
@@ -373,67 +301,9 @@ class RabbitMQ(AwaitableStopMixin):
         if self._finalizer is not None:
             self._finalizer.detach()
         marker = self._owner_marker()
-        self._finalizer = weakref.finalize(self, kill_tagged, marker, self._node, self._epmd)
+        self._finalizer = weakref.finalize(self, kill_tagged, marker, self._process, self._epmd)
 
     def _mark(self, what: str) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             log.write(f"==== test harness: {self.name}: {what} ====\n".encode())
-
-    def _wait_ready(self, node: subprocess.Popen[bytes], deadline: float) -> None:
-        """Block until the node answers an MQTT CONNECT on :attr:`port`."""
-        wait_for_connack(
-            node,
-            self.host,
-            self.port,
-            deadline,
-            start_timeout=self.start_timeout,
-            probe_timeout=_PROBE_TIMEOUT_S,
-            poll_interval=_READY_POLL_S,
-            exited_before="before accepting MQTT",
-            error=self._start_error,
-            check=self._epmd_gone,
-        )
-
-    def _epmd_gone(self) -> str | None:
-        """While waiting for the node: why its epmd is no longer there, if it is not."""
-        if self._epmd is not None and (code := self._epmd.poll()) is not None:
-            return f"its epmd exited with code {code}"
-        return None
-
-    def _start_error(self, what: str) -> RabbitMQStartError:
-        return RabbitMQStartError(
-            f"RabbitMQ {self.name!r} (node {self.node_name}) {what}; "
-            f"log {self.log_path}, last lines:\n{self.log_tail()}"
-        )
-
-    def _ports_bindable(self, attempt: int) -> bool:
-        """Before spawning: True if all four ports are free; False after re-choosing them.
-        Raises :class:`RabbitMQStartError` when a port is busy and may not be re-chosen."""
-        ports = [self.port, self.amqp_port, self.dist_port, self.epmd_port]
-        busy = [port for port in ports if not port_is_free(port, self.host)]
-        if not busy:
-            return True
-        if not self._may_rechoose_ports(attempt):
-            raise RabbitMQStartError(
-                f"RabbitMQ {self.name!r}: port(s) {busy} on {self.host} already in use"
-            )
-        logger.warning("%s: ports %s were taken meanwhile, choosing others", self.name, busy)
-        self._ports = dict.fromkeys(self._ports)
-        return False
-
-    def _retry_on_other_ports(self, attempt: int) -> bool:
-        if not self._may_rechoose_ports(attempt):
-            return False
-        if not any(mark in self.log_tail(60).lower() for mark in _PORT_IN_USE):
-            return False
-        logger.warning("%s: a port was taken meanwhile, choosing others", self.name)
-        self._ports = dict.fromkeys(self._ports)
-        return True
-
-    def _may_rechoose_ports(self, attempt: int) -> bool:
-        return self._ports_chosen_here and self.starts == 0 and attempt < _START_ATTEMPTS
-
-    def _started(self) -> None:
-        self.starts += 1
-        logger.info("%s: node %s ready (pid %s)", self.name, self.node_name, self.pid)
