@@ -28,7 +28,7 @@ from result import Err, Ok, Result
 
 from actors.messages import DeviceReading, DeviceTelemetry
 from gwproactor import QOS, Actor, ActorSettings, Message, Payload, ServicesInterface, StoreError
-from gwproactor.message import RawMessage
+from gwproactor.wire.message import RawMessage
 
 __all__ = (
     "NO_DEVICE",

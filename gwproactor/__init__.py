@@ -5,9 +5,7 @@ a bounded receive queue, and the actors it dispatches messages to. Events are st
 durably until the upstream peer acknowledges them. See README.md and ARCHITECTURE notes.
 """
 
-from gwproactor._monitor import MonitoredName
-from gwproactor.codec import JsonCodec, MessageRegistry
-from gwproactor.communicator import (
+from gwproactor.actor.communicator import (
     Actor,
     ActorInterface,
     Communicator,
@@ -15,6 +13,13 @@ from gwproactor.communicator import (
     Runnable,
     ServicesInterface,
     load_actor,
+)
+from gwproactor.actor.sync_thread import (
+    AsyncQueueWriter,
+    SyncAsyncInteractionThread,
+    SyncAsyncQueueWriter,
+    SyncThreadActor,
+    responsive_sleep,
 )
 from gwproactor.config import (
     QOS,
@@ -35,21 +40,16 @@ from gwproactor.errors import (
     StoreError,
 )
 from gwproactor.links import LinkState
-from gwproactor.listeners import CommEvent, EventListener
-from gwproactor.logger import ProactorLogger
-from gwproactor.logging_setup import format_exceptions, setup_logging
-from gwproactor.message import Ack, AnyEvent, Event, Header, Message, Payload, Ping
 from gwproactor.mqtt import MQTTClients, MQTTClientWrapper, Subscription
-from gwproactor.proactor import Proactor
-from gwproactor.problems import ProblemEvent, Problems
-from gwproactor.stats import LinkStats, ProactorStats
-from gwproactor.sync_thread import (
-    AsyncQueueWriter,
-    SyncAsyncInteractionThread,
-    SyncAsyncQueueWriter,
-    SyncThreadActor,
-    responsive_sleep,
-)
+from gwproactor.observe.listeners import CommEvent, EventListener
+from gwproactor.observe.logger import ProactorLogger
+from gwproactor.observe.logging_setup import format_exceptions, setup_logging
+from gwproactor.observe.problems import ProblemEvent, Problems
+from gwproactor.observe.stats import LinkStats, ProactorStats
+from gwproactor.runtime.proactor import Proactor
+from gwproactor.watchdog.monitored import MonitoredName
+from gwproactor.wire.codec import JsonCodec, MessageRegistry
+from gwproactor.wire.message import Ack, AnyEvent, Event, Header, Message, Payload, Ping
 
 __all__ = (
     # runtime

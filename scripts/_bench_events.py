@@ -29,7 +29,7 @@ from gwproactor import (
     ProactorSettings,
 )
 from gwproactor.config import PathSettings
-from gwproactor.listeners import CommEvent
+from gwproactor.observe.listeners import CommEvent
 
 _SETTLED = ("awaiting_peer", "active")
 _POLL_S = 0.002

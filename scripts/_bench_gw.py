@@ -42,7 +42,7 @@ from gwproactor import (
     ServicesInterface,
 )
 from gwproactor.config import PathSettings
-from gwproactor.listeners import CommEvent
+from gwproactor.observe.listeners import CommEvent
 
 _SETTLED = ("awaiting_peer", "active")
 

@@ -22,8 +22,8 @@ from gwproactor import (
     ServicesInterface,
 )
 from gwproactor.links import Link
-from gwproactor.listeners import CommEvent
 from gwproactor.mqtt import MemoryBroker, MemoryTransport, Transport, TransportListener
+from gwproactor.observe.listeners import CommEvent
 
 TIMEOUT = 10.0
 

@@ -25,14 +25,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from gwproactor.actors_registry import default_registry
 from gwproactor.cli._status import STATE_STYLE
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError
-from gwproactor.listeners import CommEvent
-from gwproactor.logging_setup import setup_logging
-from gwproactor.proactor import Proactor
+from gwproactor.observe.listeners import CommEvent
+from gwproactor.observe.logging_setup import setup_logging
+from gwproactor.runtime.proactor import Proactor
 from gwproactor.testing import Mosquitto, MosquittoError
+from gwproactor.wire.registry import default_registry
 
 
 def demo_command(args: argparse.Namespace, console: Console) -> int:

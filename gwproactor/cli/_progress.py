@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gwproactor.proactor import Proactor
+from gwproactor.runtime.proactor import Proactor
 
 __all__ = ("BacklogProgress", "show_backlog_progress")
 

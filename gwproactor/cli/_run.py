@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from gwproactor.actors_registry import default_registry
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError
-from gwproactor.logging_setup import setup_logging
-from gwproactor.proactor import Proactor
+from gwproactor.observe.logging_setup import setup_logging
+from gwproactor.runtime.proactor import Proactor
+from gwproactor.wire.registry import default_registry
 
 
 def run_command(config: Path, env_file: Path, log_level: str | None, console: Console) -> int:

@@ -21,8 +21,8 @@ from pydantic import (
 )
 
 from gwproactor.config._paths import PathSettings
-from gwproactor.names import validate_name
 from gwproactor.store._settings import StoreSettings
+from gwproactor.wire.names import validate_name
 
 __all__ = (
     "ActorSettings",

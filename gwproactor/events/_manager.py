@@ -21,10 +21,10 @@ from gwproactor.config import ProactorSettings
 from gwproactor.errors import StoreError, StoreFullError
 from gwproactor.events._uploader import Uploader
 from gwproactor.links import Link
-from gwproactor.listeners import ListenerHub
-from gwproactor.message import Event, Message, new_message_id
-from gwproactor.stats import ProactorStats
+from gwproactor.observe.listeners import ListenerHub
+from gwproactor.observe.stats import ProactorStats
 from gwproactor.store import EventStore, StoredEvent
+from gwproactor.wire.message import Event, Message, new_message_id
 
 __all__ = ("EventManager",)
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from result import Err, Result
 
-from gwproactor.codec import JsonCodec
 from gwproactor.errors import StoreError
 from gwproactor.links import Link
-from gwproactor.message import Header
 from gwproactor.store import EventStore, StoredEvent
+from gwproactor.wire.codec import JsonCodec
+from gwproactor.wire.message import Header
 
 __all__ = ("Uploader", "UploaderStats")
 

@@ -11,16 +11,16 @@ from typing import Any, Protocol
 
 from result import Err, Ok, Result
 
-from gwproactor.codec import JsonCodec
 from gwproactor.config import LinkSettings
 from gwproactor.errors import EncodeError, LinkError
 from gwproactor.links._acks import AckTracker
 from gwproactor.links._dedup import DedupWindow
 from gwproactor.links._state import LinkInput, LinkState, transition
-from gwproactor.message import Ack, Acks, Event, Header, Message, Ping
 from gwproactor.mqtt import QOS, Transport, TransportListener
-from gwproactor.names import TOPIC_ROOT, status_topic, topic_for
-from gwproactor.stats import LinkStats
+from gwproactor.observe.stats import LinkStats
+from gwproactor.wire.codec import JsonCodec
+from gwproactor.wire.message import Ack, Acks, Event, Header, Message, Ping
+from gwproactor.wire.names import TOPIC_ROOT, status_topic, topic_for
 
 __all__ = ("Link", "LinkOwner", "TransportFactory", "presence_payload")
 

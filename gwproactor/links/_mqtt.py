@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gwproactor.links._link import Link, TransportFactory, presence_payload
-from gwproactor.logger import ProactorLogger
 from gwproactor.mqtt import MQTTClients, Transport, TransportListener
+from gwproactor.observe.logger import ProactorLogger
 
 __all__ = ("mqtt_transport_factory",)
 

@@ -41,7 +41,7 @@ from gwproactor.mqtt._buffered import BufferedClient, new_client
 from gwproactor.mqtt._failover import BrokerSelector, probe_broker
 from gwproactor.mqtt._loop_io import LoopIO
 from gwproactor.mqtt._types import Backoff, TransportListener
-from gwproactor.stats import LinkStats
+from gwproactor.observe.stats import LinkStats
 
 __all__ = ("MQTTClientWrapper",)
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from gwproactor.config import BrokerSettings
 from gwproactor.mqtt._client import MQTTClientWrapper
 from gwproactor.mqtt._types import TransportListener
-from gwproactor.stats import LinkStats
+from gwproactor.observe.stats import LinkStats
 
 __all__ = ("MQTTClients",)
 

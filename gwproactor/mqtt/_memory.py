@@ -15,7 +15,7 @@ from paho.mqtt.client import topic_matches_sub
 
 from gwproactor.config import QOS
 from gwproactor.mqtt._types import TransportListener
-from gwproactor.stats import LinkStats
+from gwproactor.observe.stats import LinkStats
 
 __all__ = ("MemoryBroker", "MemoryTransport")
 

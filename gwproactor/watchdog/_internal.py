@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gwproactor._monitor import MonitoredName
 from gwproactor.errors import StateError
+from gwproactor.watchdog.monitored import MonitoredName
 
 if TYPE_CHECKING:
     from gwproactor.config import WatchdogSettings

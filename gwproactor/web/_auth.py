@@ -13,7 +13,7 @@ import logging
 from aiohttp import web
 from pydantic import SecretStr
 
-from gwproactor.communicator import HTTPHandler
+from gwproactor.actor.communicator import HTTPHandler
 
 __all__ = ("guarded", "token_refusal")
 

@@ -12,13 +12,13 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gwproactor.communicator import HTTPHandler
+from gwproactor.actor.communicator import HTTPHandler
 from gwproactor.errors import StateError, WebServerError
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from gwproactor.proactor import Proactor
+    from gwproactor.runtime.proactor import Proactor
 
 __all__ = ("GATEWAY_SERVER", "RouteConfig", "ServerConfig", "WebManager", "WebServerError")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from result import Err
 
-from gwproactor.communicator import HTTPHandler
+from gwproactor.actor.communicator import HTTPHandler
 from gwproactor.errors import StateError, StoreError
 from gwproactor.web._events_query import event_json, parse_event_query
 from gwproactor.web._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -23,7 +23,7 @@ from gwproactor.web._metrics import render_metrics
 from gwproactor.web._page import CSP, FRAGMENT_PARAM, render_fragment, render_page
 
 if TYPE_CHECKING:
-    from gwproactor.proactor import Proactor
+    from gwproactor.runtime.proactor import Proactor
 
 __all__ = ("BuiltinRoute", "GatewayRoutes")
 

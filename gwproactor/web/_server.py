@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Middleware
 
-from gwproactor.communicator import HTTPHandler
+from gwproactor.actor.communicator import HTTPHandler
 from gwproactor.errors import WebServerError
 from gwproactor.web._auth import guarded
 from gwproactor.web._manager import ServerConfig, WebManager, is_loopback

@@ -29,7 +29,7 @@ from gwproactor import (
     load_actor,
     load_settings,
 )
-from gwproactor.message import RawMessage
+from gwproactor.wire.message import RawMessage
 from tests.actors import actors_registry, add_recorder, wait_recorded
 from tests.helpers import TIMEOUT, is_state, running, wait_active, wait_until
 from tests.support.paho import close_client

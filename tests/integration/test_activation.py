@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gwproactor import BrokerSettings, Header, LinkState, Proactor
-from gwproactor.listeners import CommEvent, EventListener
+from gwproactor.observe.listeners import CommEvent, EventListener
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,

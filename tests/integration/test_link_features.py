@@ -20,14 +20,14 @@ from gwproactor import (
     Proactor,
     ProactorSettings,
 )
-from gwproactor.admin import (
+from gwproactor.actor.admin import (
     AdminRestartActor,
     AdminResult,
     AdminSetLogLevel,
     AdminStatusReply,
     AdminStatusRequest,
 )
-from gwproactor.message import RawMessage
+from gwproactor.wire.message import RawMessage
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,

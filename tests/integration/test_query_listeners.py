@@ -17,7 +17,7 @@ import pytest
 from result import Ok
 
 from gwproactor import BrokerSettings, Event, Proactor, ProactorSettings
-from gwproactor.listeners import CommEvent
+from gwproactor.observe.listeners import CommEvent
 from gwproactor.store import StoredEvent
 from tests.helpers import (
     REGISTRY,

@@ -16,7 +16,7 @@ from result import Err, Ok, Result
 
 from gwproactor import BrokerSettings, Proactor, StoreError
 from gwproactor.errors import StoreFullError
-from gwproactor.listeners import CommEvent
+from gwproactor.observe.listeners import CommEvent
 from gwproactor.store import StoreSettings
 from tests.helpers import (
     REGISTRY,

@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from result import Ok, Result
 
 from gwproactor import BrokerSettings, Proactor, StoreError
-from gwproactor.listeners import CommEvent, EventListener
+from gwproactor.observe.listeners import CommEvent, EventListener
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,

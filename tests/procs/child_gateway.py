@@ -28,7 +28,7 @@ from result import Err, Result
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings, StoreError
 from gwproactor.config import PathSettings
-from gwproactor.listeners import EventListener
+from gwproactor.observe.listeners import EventListener
 from tests.helpers import REGISTRY, Counted
 
 TIMEOUT = 30.0

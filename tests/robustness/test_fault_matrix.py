@@ -27,7 +27,7 @@ from result import Err, Ok, Result
 
 from gwproactor import BrokerSettings, Proactor, StoreError
 from gwproactor.errors import StoreFullError
-from gwproactor.listeners import EventListener
+from gwproactor.observe.listeners import EventListener
 from gwproactor.store import StoreSettings
 from tests.helpers import (
     REGISTRY,

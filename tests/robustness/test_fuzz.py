@@ -23,10 +23,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from result import Err, Ok
 
 from gwproactor import BrokerSettings, Proactor
-from gwproactor.codec import JsonCodec
 from gwproactor.errors import DecodeError, InvalidNameError
-from gwproactor.message import AnyEvent, Message
-from gwproactor.names import MAX_NAME_LENGTH, is_valid_name, parse_topic, topic_for, validate_name
+from gwproactor.wire.codec import JsonCodec
+from gwproactor.wire.message import AnyEvent, Message
+from gwproactor.wire.names import (
+    MAX_NAME_LENGTH,
+    is_valid_name,
+    parse_topic,
+    topic_for,
+    validate_name,
+)
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
@@ -50,7 +56,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-# -- an oracle for names, written from the documented rule (gwproactor/names.py docstring) ----
+# -- an oracle for names, written from the documented rule (gwproactor/wire/names.py docstring) ----
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 DIGITS = "0123456789"

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from gwproactor import BrokerSettings, Proactor, ProactorSettings
+from gwproactor.actor.sync_thread import SyncAsyncInteractionThread, SyncThreadActor
 from gwproactor.config import WatchdogSettings
-from gwproactor.listeners import CommEvent
-from gwproactor.sync_thread import SyncAsyncInteractionThread, SyncThreadActor
+from gwproactor.observe.listeners import CommEvent
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,

@@ -21,10 +21,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings, TlsSettings
-from gwproactor.codec import JsonCodec
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError
-from gwproactor.message import Message
+from gwproactor.wire.codec import JsonCodec
+from gwproactor.wire.message import Message
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 import pytest
 from result import Err, Ok
 
-from gwproactor.codec import JsonCodec, MessageRegistry
 from gwproactor.errors import DecodeError, InvalidNameError
-from gwproactor.message import AnyEvent, Event, Message, Payload
-from gwproactor.names import parse_topic, topic_for, validate_name
+from gwproactor.wire.codec import JsonCodec, MessageRegistry
+from gwproactor.wire.message import AnyEvent, Event, Message, Payload
+from gwproactor.wire.names import parse_topic, topic_for, validate_name
 
 
 class Reading(Payload):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gwproactor.config import LoggingSettings
-from gwproactor.logger import ProactorLogger
+from gwproactor.observe.logger import ProactorLogger
 
 __all__ = ("format_exceptions", "setup_logging")
 

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from result import Err, Ok, Result
 
 from gwproactor.errors import DecodeError, EncodeError
-from gwproactor.message import Ack, Acks, AnyEvent, Event, Header, Message, Payload, Ping
-from gwproactor.names import TopicParts, parse_topic, topic_for, validate_name
+from gwproactor.wire.message import Ack, Acks, AnyEvent, Event, Header, Message, Payload, Ping
+from gwproactor.wire.names import TopicParts, parse_topic, topic_for, validate_name
 
 __all__ = ("DEFAULT_MAX_PAYLOAD_BYTES", "JsonCodec", "MessageRegistry")
 

@@ -13,7 +13,7 @@ from gwproactor.watchdog import (
 )
 
 if TYPE_CHECKING:
-    from gwproactor.proactor import Proactor
+    from gwproactor.runtime.proactor import Proactor
 
 __all__ = ("GatewayHealth",)
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from result import Result
 
-from gwproactor._monitor import MonitoredName
 from gwproactor.config import QOS, ActorSettings, ProactorSettings
 from gwproactor.errors import ConfigError, StoreError
-from gwproactor.logger import ProactorLogger
-from gwproactor.message import Event, Message, Payload
-from gwproactor.stats import ProactorStats
+from gwproactor.observe.logger import ProactorLogger
+from gwproactor.observe.stats import ProactorStats
+from gwproactor.watchdog.monitored import MonitoredName
+from gwproactor.wire.message import Event, Message, Payload
 
 if TYPE_CHECKING:
     from aiohttp import web

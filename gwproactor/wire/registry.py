@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gwproactor.codec import MessageRegistry
-from gwproactor.problems import ProblemEvent
+from gwproactor.observe.problems import ProblemEvent
+from gwproactor.wire.codec import MessageRegistry
 
 
 def default_registry() -> MessageRegistry:

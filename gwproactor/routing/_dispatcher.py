@@ -19,13 +19,13 @@ from typing import Any
 
 from result import Err
 
-from gwproactor.communicator import CommunicatorInterface
+from gwproactor.actor.communicator import CommunicatorInterface
 from gwproactor.config import ProactorSettings
 from gwproactor.errors import QueueFullError, StateError
-from gwproactor.listeners import ListenerHub
-from gwproactor.message import Message
 from gwproactor.mqtt import Transport
-from gwproactor.stats import ProactorStats
+from gwproactor.observe.listeners import ListenerHub
+from gwproactor.observe.stats import ProactorStats
+from gwproactor.wire.message import Message
 
 __all__ = ("Dispatcher",)
 

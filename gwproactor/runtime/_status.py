@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gwproactor.proactor import Proactor
+    from gwproactor.runtime.proactor import Proactor
 
 __all__ = ("build_status",)
 

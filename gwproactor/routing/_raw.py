@@ -10,9 +10,9 @@ from result import Result
 
 from gwproactor.errors import LinkError
 from gwproactor.links import Link
-from gwproactor.listeners import ListenerHub
-from gwproactor.message import Message, Payload, RawMessage
 from gwproactor.mqtt import QOS, topic_matches
+from gwproactor.observe.listeners import ListenerHub
+from gwproactor.wire.message import Message, Payload, RawMessage
 
 __all__ = ("RawRouter",)
 

@@ -1,4 +1,4 @@
-"""The stopping sequence of a :class:`~gwproactor.proactor.Proactor`, in one place.
+"""The stopping sequence of a :class:`~gwproactor.runtime.proactor.Proactor`, in one place.
 
 The exact reverse of the start order: the external watchdog hears STOPPING first (a slow
 stop must not look like a hang), then the web server goes, input is paused, the actors get
@@ -14,11 +14,11 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from gwproactor.communicator import Runnable
+from gwproactor.actor.communicator import Runnable
 from gwproactor.errors import StateError, StoreError
 
 if TYPE_CHECKING:
-    from gwproactor.proactor import Proactor
+    from gwproactor.runtime.proactor import Proactor
 
 __all__ = ("stop_parts",)
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gwproactor.listeners import ListenerHub
-from gwproactor.problems import ProblemEvent
-from gwproactor.stats import ProactorStats
+from gwproactor.observe.listeners import ListenerHub
+from gwproactor.observe.problems import ProblemEvent
+from gwproactor.observe.stats import ProactorStats
 
 __all__ = ("ProblemReporter", "RecentProblem")
 

@@ -1,8 +1,8 @@
 """Typed messages: the envelope ``{header, payload}`` and the payload base classes.
 
 A payload type is a pydantic model derived from :class:`Payload` with a ``type_name``
-class variable (an allowed name, see :mod:`gwproactor.names`). Payload types are made known
-to a link's codec through a :class:`~gwproactor.codec.MessageRegistry`.
+class variable (an allowed name, see :mod:`gwproactor.wire.names`). Payload types are made known
+to a link's codec through a :class:`~gwproactor.wire.codec.MessageRegistry`.
 
 Messages between communicators inside one gateway use the same envelope; their ``header.dst``
 names the communicator. Messages on a link name gateways in ``src``/``dst`` and may name a
@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gwproactor.names import validate_name
+from gwproactor.wire.names import validate_name
 
 __all__ = (
     "Ack",

@@ -20,11 +20,11 @@ from typing import Any, Generic, TypeVar
 
 from result import Err, Ok, Result
 
-from gwproactor._monitor import MonitoredName
-from gwproactor.communicator import Actor, ServicesInterface
+from gwproactor.actor.communicator import Actor, ServicesInterface
 from gwproactor.config import ActorSettings
 from gwproactor.errors import QueueFullError
-from gwproactor.message import Message
+from gwproactor.watchdog.monitored import MonitoredName
+from gwproactor.wire.message import Message
 
 __all__ = (
     "AsyncQueueWriter",

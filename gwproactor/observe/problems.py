@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from gwproactor.logging_setup import format_exceptions
-from gwproactor.message import Event
+from gwproactor.observe.logging_setup import format_exceptions
+from gwproactor.wire.message import Event
 
 __all__ = ("ProblemEvent", "Problems")
 

@@ -15,7 +15,7 @@ BASE = "gwproactor"
 
 class ProactorLogger:
     """The loggers a gateway writes to. Cheap to construct; no handlers are added here
-    (see :func:`gwproactor.logging_setup.setup_logging`)."""
+    (see :func:`gwproactor.observe.logging_setup.setup_logging`)."""
 
     def __init__(self, base: str = BASE) -> None:
         self.base = base

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 from result import Err, Ok, Result
 
-from gwproactor.communicator import Communicator
-from gwproactor.message import Message, Payload
+from gwproactor.actor.communicator import Communicator
+from gwproactor.wire.message import Message, Payload
 
 if TYPE_CHECKING:
-    from gwproactor.proactor import Proactor
+    from gwproactor.runtime.proactor import Proactor
 
 __all__ = (
     "ADMIN_ACTOR",

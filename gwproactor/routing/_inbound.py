@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gwproactor.links import Link, LinkInput, LinkOwner, LinkState
-from gwproactor.message import Message
+from gwproactor.wire.message import Message
 
 if TYPE_CHECKING:
-    from gwproactor.proactor import Proactor
+    from gwproactor.runtime.proactor import Proactor
 
 __all__ = ("LinkObserver",)
 

@@ -17,15 +17,7 @@ from typing import Any, TypeVar
 
 from result import Err, Ok, Result
 
-from gwproactor._dispatcher import Dispatcher
-from gwproactor._health import GatewayHealth
-from gwproactor._link_observer import LinkObserver
-from gwproactor._problems_reporter import ProblemReporter
-from gwproactor._raw import RawRouter
-from gwproactor._shutdown import stop_parts
-from gwproactor._status import build_status
-from gwproactor.codec import JsonCodec, MessageRegistry
-from gwproactor.communicator import (
+from gwproactor.actor.communicator import (
     CommunicatorInterface,
     HTTPHandler,
     Runnable,
@@ -37,13 +29,21 @@ from gwproactor.errors import LinkError, RoutingError, StateError, StoreError
 from gwproactor.events import EventManager
 from gwproactor.links import Link, TransportFactory
 from gwproactor.links._mqtt import mqtt_transport_factory
-from gwproactor.listeners import CommEvent, EventListener, ListenerHub
-from gwproactor.logger import ProactorLogger
-from gwproactor.message import Event, Message, Payload
 from gwproactor.mqtt import QOS, MQTTClients
-from gwproactor.stats import ProactorStats
+from gwproactor.observe._problem_reporter import ProblemReporter
+from gwproactor.observe.listeners import CommEvent, EventListener, ListenerHub
+from gwproactor.observe.logger import ProactorLogger
+from gwproactor.observe.stats import ProactorStats
+from gwproactor.routing._dispatcher import Dispatcher
+from gwproactor.routing._inbound import LinkObserver
+from gwproactor.routing._raw import RawRouter
+from gwproactor.runtime._health import GatewayHealth
+from gwproactor.runtime._shutdown import stop_parts
+from gwproactor.runtime._status import build_status
 from gwproactor.store import EventStore, StoredEvent, StoreState
 from gwproactor.web import WebManager
+from gwproactor.wire.codec import JsonCodec, MessageRegistry
+from gwproactor.wire.message import Event, Message, Payload
 
 __all__ = ("Proactor",)
 
@@ -144,8 +144,8 @@ class Proactor(ServicesInterface):
         )
         admin_links = [n for n, link in settings.links.items() if link.role == "admin"]
         if admin_links:
-            from gwproactor.admin import ADMIN_ACTOR, AdminCommander
-            from gwproactor.admin import COMMANDS as ADMIN_COMMANDS
+            from gwproactor.actor.admin import ADMIN_ACTOR, AdminCommander
+            from gwproactor.actor.admin import COMMANDS as ADMIN_COMMANDS
 
             self.add_communicator(AdminCommander(self, admin_links[0]))
             for command in ADMIN_COMMANDS:
@@ -202,7 +202,7 @@ class Proactor(ServicesInterface):
         return time.monotonic() - self._started_at if self._started_at else 0.0
 
     def status(self) -> dict[str, Any]:
-        """A JSON-ready snapshot (see :mod:`gwproactor._status`); no secrets in it."""
+        """A JSON-ready snapshot (see :mod:`gwproactor.runtime._status`); no secrets in it."""
         return build_status(self)
 
     def link(self, name: str) -> Link:

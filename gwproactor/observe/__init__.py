@@ -1,0 +1,1 @@
+"""Observation: comm-event listeners, statistics, problems and logging."""
