@@ -9,16 +9,14 @@ with an :class:`AdminResult` (and a status request with an :class:`AdminStatusRe
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from result import Err, Ok, Result
 
-from gwproactor.actor.communicator import Communicator
+from gwproactor.actor.communicator import Communicator, ServicesInterface
 from gwproactor.wire.message import Message, Payload
-
-if TYPE_CHECKING:
-    from gwproactor.runtime.proactor import Proactor
 
 __all__ = (
     "ADMIN_ACTOR",
@@ -77,19 +75,31 @@ class AdminCommander(Communicator):
         AdminResult,
     )
 
-    def __init__(self, proactor: Proactor, link_name: str) -> None:
-        super().__init__(ADMIN_ACTOR, proactor)
-        self.proactor = proactor
+    def __init__(
+        self,
+        services: ServicesInterface,
+        link_name: str,
+        *,
+        admin_peer: str,
+        status: Callable[[], dict[str, Any]],
+        restart_actor: Callable[[str], Awaitable[Result[None, Exception]]],
+    ) -> None:
+        """``status`` gives the gateway's snapshot, ``restart_actor`` restarts a configured
+        actor; both are handed in by the runtime (this actor never sees the Proactor)."""
+        super().__init__(ADMIN_ACTOR, services)
         self.link_name = link_name
-        self.admin_peer = proactor.link(link_name).peer
+        self.admin_peer = admin_peer
+        self._status = status
+        self._restart_actor = restart_actor
         self.executed = 0
         self.rejected = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def process_message(self, message: Message[Any]) -> Result[None, Exception]:
         header = message.header
         if header.src != self.admin_peer:
             self.rejected += 1
-            self.proactor.report_problem(
+            self.services.report_problem(
                 "admin command refused",
                 f"{header.message_type} from {header.src!r}; only {self.admin_peer!r} may",
                 key="admin:refused",
@@ -97,28 +107,29 @@ class AdminCommander(Communicator):
             return Ok(None)
         payload = message.payload
         self.log.info("admin: %s from %s (%s)", header.message_type, header.src, header.message_id)
-        lifecycle = self.proactor.logger.lifecycle
+        lifecycle = self.services.logger.lifecycle
         lifecycle.info("admin command %s from %s", header.message_type, header.src)
         self.executed += 1
         if isinstance(payload, AdminStatusRequest):
-            self._reply(
-                AdminStatusReply(command_id=header.message_id, status=self.proactor.status())
-            )
+            self._reply(AdminStatusReply(command_id=header.message_id, status=self._status()))
             return Ok(None)
         if isinstance(payload, AdminSetLogLevel):
-            self.proactor.logger.set_category_level(payload.category, payload.level)
+            self.services.logger.set_category_level(payload.category, payload.level)
             self._result(header.message_id, header.message_type, True, "", with_levels=True)
             return Ok(None)
         if isinstance(payload, AdminRestartActor):
-            asyncio.get_running_loop().create_task(
+            # Kept until done: an unreferenced task may be collected mid-restart.
+            task = asyncio.get_running_loop().create_task(
                 self._restart(header.message_id, header.message_type, payload.actor),
                 name=f"admin.restart[{payload.actor}]",
             )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             return Ok(None)
         return Err(ValueError(f"not an admin command: {header.message_type}"))
 
     async def _restart(self, command_id: str, command: str, actor: str) -> None:
-        result = await self.proactor.restart_actor(actor)
+        result = await self._restart_actor(actor)
         if isinstance(result, Ok):
             self._result(command_id, command, True, f"{actor} restarted")
         else:
@@ -127,12 +138,12 @@ class AdminCommander(Communicator):
     def _result(
         self, command_id: str, command: str, ok: bool, detail: str, *, with_levels: bool = False
     ) -> None:
-        levels = self.proactor.logger.levels() if with_levels else {}
+        levels = self.services.logger.levels() if with_levels else {}
         self._reply(
             AdminResult(command_id=command_id, command=command, ok=ok, detail=detail, levels=levels)
         )
 
     def _reply(self, payload: Payload) -> None:
-        result = self.proactor.send_to_peer(self.link_name, payload)
+        result = self.services.send_to_peer(self.link_name, payload)
         if result.is_err():
             self.log.warning("admin reply not sent: %s", result)

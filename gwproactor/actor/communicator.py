@@ -167,8 +167,11 @@ class ServicesInterface(ABC):
         """``generate_event`` from a worker thread: blocks until committed."""
 
     @abstractmethod
-    def report_problem(self, summary: str, details: str = "", *, error: bool = True) -> None:
-        """Log, count and report (as a problem event) something an operator should see."""
+    def report_problem(
+        self, summary: str, details: str = "", *, error: bool = True, key: str | None = None
+    ) -> None:
+        """Log, count and report (as a problem event) something an operator should see;
+        rate-limited per ``key`` (default: the summary). Loop-only."""
 
     @abstractmethod
     def report_problem_threadsafe(

@@ -116,6 +116,13 @@ class Dispatcher:
         self.put_quietly(message)
         self._wake()
 
+    def put_received_event(self, message: Message[Any]) -> None:
+        """Queue a stored, acked event for its actor, if one asked for it (by ``header.actor``
+        or by a route for its type); events nobody asked for stay in the archive only."""
+        header = message.header
+        if header.actor or header.message_type in self._routes:
+            self.put(message)
+
     def put_quietly(self, message: Message[Any]) -> None:
         """Queue a message without waking the dispatch task, for callers that call
         :meth:`drain` right after (a link after a read): one wake-up fewer per message."""

@@ -3,8 +3,12 @@ a custom pat command) patted only while the internal one is satisfied, and STATU
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable, Mapping
 
+from gwproactor.config import WatchdogSettings
+from gwproactor.links import Link
+from gwproactor.observe.listeners import ListenerHub
 from gwproactor.watchdog import (
     ExternalWatchdogCommandBuilder,
     InternalWatchdog,
@@ -12,19 +16,34 @@ from gwproactor.watchdog import (
     WatchdogPatter,
 )
 
-if TYPE_CHECKING:
-    from gwproactor.runtime.proactor import Proactor
-
 __all__ = ("GatewayHealth",)
 
 
 class GatewayHealth:
     """Loop-only. A stalled part is reported (problem, comm event, STATUS=) and the service
-    manager is no longer patted, so systemd restarts the unit."""
+    manager is no longer patted, so systemd restarts the unit.
 
-    def __init__(self, proactor: Proactor) -> None:
-        self._p = proactor
-        settings = proactor.settings.watchdog
+    ``state`` returns the proactor's lifecycle state for the status line; ``links`` is the
+    gateway's live link table.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: WatchdogSettings,
+        *,
+        links: Mapping[str, Link],
+        state: Callable[[], str],
+        hub: ListenerHub,
+        report_problem: Callable[..., None],
+        lifecycle_log: logging.Logger,
+    ) -> None:
+        self._name = name
+        self._links = links
+        self._state = state
+        self._hub = hub
+        self._report_problem = report_problem
+        self._log = lifecycle_log
         self.watchdog = InternalWatchdog.from_settings(
             settings, on_stall=self.on_stall, on_recover=self.on_recover
         )
@@ -32,7 +51,7 @@ class GatewayHealth:
             self.watchdog,
             SdNotifier() if settings.systemd_notify else None,
             external_command=ExternalWatchdogCommandBuilder.pat_args(
-                proactor.name, args=settings.external_command or None
+                name, args=settings.external_command or None
             ),
             external_interval_seconds=settings.external_interval_seconds,
             external_timeout_seconds=settings.external_timeout_seconds,
@@ -41,26 +60,24 @@ class GatewayHealth:
 
     def on_stall(self, name: str, silent_seconds: float) -> None:
         self.patter.set_status(self.status_line())
-        if self._p.hub:
-            self._p.hub.emit("watchdog.stalled", name, {"silent_seconds": silent_seconds})
-        self._p.report_problem(
+        if self._hub:
+            self._hub.emit("watchdog.stalled", name, {"silent_seconds": silent_seconds})
+        self._report_problem(
             f"watchdog: {name} silent", f"no pat for {silent_seconds:.1f} s", key=f"stall:{name}"
         )
 
     def on_recover(self, name: str) -> None:
         self.patter.set_status(self.status_line())
-        if self._p.hub:
-            self._p.hub.emit("watchdog.recovered", name, {})
-        self._p.logger.lifecycle.info("watchdog: %s alive again", name)
+        if self._hub:
+            self._hub.emit("watchdog.recovered", name, {})
+        self._log.info("watchdog: %s alive again", name)
 
     def on_withheld(self, stalled: list[str]) -> None:
-        self._p.logger.lifecycle.error(
-            "not patting the service watchdog: %s silent", ", ".join(stalled)
-        )
+        self._log.error("not patting the service watchdog: %s silent", ", ".join(stalled))
 
     def status_line(self) -> str:
         """One line for systemd's STATUS= and the CLI: the state of every link."""
-        links = ", ".join(f"{n} {link.state.value}" for n, link in self._p.links.items())
+        links = ", ".join(f"{n} {link.state.value}" for n, link in self._links.items())
         stalled = self.watchdog.stalled_names
         tail = f"; stalled: {', '.join(stalled)}" if stalled else ""
-        return f"{self._p.name} {self._p.state}: {links or 'no links'}{tail}"
+        return f"{self._name} {self._state()}: {links or 'no links'}{tail}"

@@ -1,4 +1,4 @@
-"""The stopping sequence of a :class:`~gwproactor.runtime.proactor.Proactor`, in one place.
+"""The stopping sequence of a gateway, in one place.
 
 The exact reverse of the start order: the external watchdog hears STOPPING first (a slow
 stop must not look like a hang), then the web server goes, input is paused, the actors get
@@ -11,44 +11,61 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from gwproactor.actor.communicator import Runnable
 from gwproactor.errors import StateError, StoreError
-
-if TYPE_CHECKING:
-    from gwproactor.runtime.proactor import Proactor
+from gwproactor.links import Link
+from gwproactor.mqtt import MQTTClients
+from gwproactor.routing import Dispatcher
+from gwproactor.store import EventStore
+from gwproactor.watchdog import InternalWatchdog, WatchdogPatter
 
 __all__ = ("stop_parts",)
 
 
+class _Stoppable(Protocol):
+    async def stop(self) -> None: ...
+
+
 async def stop_parts(
-    proactor: Proactor, runnables: list[Runnable], log: logging.Logger
+    name: str,
+    *,
+    patter: WatchdogPatter,
+    watchdog: InternalWatchdog,
+    web: _Stoppable,
+    links: Mapping[str, Link],
+    dispatcher: Dispatcher,
+    runnables: list[Runnable],
+    mqtt_clients: MQTTClients,
+    store: EventStore,
+    timeout: float,
+    log: logging.Logger,
 ) -> list[BaseException]:
-    """Stop every part of a running (or partly started) proactor; the errors met."""
-    proactor.patter.stopping()
-    await proactor.patter.stop()
-    proactor.patter.notifier.close()
-    proactor.watchdog.stop()
+    """Stop every part of a running (or partly started) gateway, each join bounded by
+    ``timeout``; returns the errors met (every part still gets its stop)."""
+    patter.stopping()
+    await patter.stop()
+    patter.notifier.close()
+    watchdog.stop()
     errors: list[BaseException] = []
     try:
-        await proactor.web.stop()
+        await web.stop()
     except Exception as e:  # noqa: BLE001  (collected; every part still gets its stop)
         errors.append(e)
     # Take no new input, then let actors have what was already accepted (received events
     # in the queue are stored and acked already: dropping them would skip them).
-    for link in proactor.links.values():
+    for link in links.values():
         link.transport.pause_reading()
-    drained = proactor.dispatcher.drain_all()
+    drained = dispatcher.drain_all()
     if drained:
-        log.info("%s: dispatched %d queued messages before stopping", proactor.name, drained)
-    timeout = proactor.settings.stop_timeout_seconds
+        log.info("%s: dispatched %d queued messages before stopping", name, drained)
     errors += await _stop_runnables(runnables, timeout)
-    await proactor.dispatcher.stop()
-    errors += await _stop_links(proactor, timeout)
+    await dispatcher.stop()
+    errors += await _stop_links(links, mqtt_clients, timeout)
     try:
-        await proactor.store.stop()
+        await store.stop()
     except (StoreError, StateError) as e:
         errors.append(e)
     return errors
@@ -74,14 +91,16 @@ async def _stop_runnables(runnables: Iterable[Runnable], timeout: float) -> list
     return errors
 
 
-async def _stop_links(proactor: Proactor, timeout: float) -> list[BaseException]:
+async def _stop_links(
+    links: Mapping[str, Link], mqtt_clients: MQTTClients, timeout: float
+) -> list[BaseException]:
     errors: list[BaseException] = []
-    for link in reversed(list(proactor.links.values())):
+    for link in reversed(list(links.values())):
         try:
             await asyncio.wait_for(link.stop(timeout), timeout * 2)
         except (TimeoutError, OSError) as e:
             errors.append(e)
-    await proactor.mqtt_clients.stop(timeout)
+    await mqtt_clients.stop(timeout)
     return errors
 
 

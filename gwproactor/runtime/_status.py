@@ -6,15 +6,57 @@ Secrets never appear here: settings are not copied wholesale, only named, harmle
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from gwproactor.runtime.proactor import Proactor
+from gwproactor.actor.communicator import CommunicatorInterface
+from gwproactor.config import ProactorSettings
+from gwproactor.events import EventManager
+from gwproactor.links import Link
+from gwproactor.observe._problem_reporter import ProblemReporter
+from gwproactor.observe.stats import ProactorStats
+from gwproactor.store import EventStore
+from gwproactor.watchdog import InternalWatchdog, WatchdogPatter
 
-__all__ = ("build_status",)
+__all__ = ("StatusSources", "build_status")
 
 
-def build_status(proactor: Proactor) -> dict[str, Any]:
+class StatusSources(Protocol):
+    """What the snapshot reads; the Proactor satisfies it structurally."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def uptime_seconds(self) -> float: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def settings(self) -> ProactorSettings: ...
+    @property
+    def links(self) -> Mapping[str, Link]: ...
+    @property
+    def receive_queue_depth(self) -> int: ...
+    @property
+    def reading_paused(self) -> bool: ...
+    @property
+    def stats(self) -> ProactorStats: ...
+    @property
+    def store(self) -> EventStore: ...
+    @property
+    def events(self) -> EventManager: ...
+    @property
+    def watchdog(self) -> InternalWatchdog: ...
+    @property
+    def patter(self) -> WatchdogPatter: ...
+    @property
+    def communicators(self) -> Mapping[str, CommunicatorInterface]: ...
+    @property
+    def problems(self) -> ProblemReporter: ...
+
+
+def build_status(proactor: StatusSources) -> dict[str, Any]:
     """Everything an operator wants at a glance. Loop-only (reads loop-owned state)."""
     now = time.monotonic()
     wall = time.time()

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from result import Err, Ok, Result
 
+from gwproactor.actor.admin import ADMIN_ACTOR, AdminCommander
+from gwproactor.actor.admin import COMMANDS as ADMIN_COMMANDS
 from gwproactor.actor.communicator import (
     CommunicatorInterface,
     HTTPHandler,
@@ -34,10 +36,9 @@ from gwproactor.observe._problem_reporter import ProblemReporter
 from gwproactor.observe.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.stats import ProactorStats
-from gwproactor.routing._dispatcher import Dispatcher
-from gwproactor.routing._inbound import LinkObserver
-from gwproactor.routing._raw import RawRouter
+from gwproactor.routing import Dispatcher, InboundRouter, RawRouter
 from gwproactor.runtime._health import GatewayHealth
+from gwproactor.runtime._lifecycle import Lifecycle, ProactorState
 from gwproactor.runtime._shutdown import stop_parts
 from gwproactor.runtime._status import build_status
 from gwproactor.store import EventStore, StoredEvent, StoreState
@@ -82,29 +83,14 @@ class Proactor(ServicesInterface):
         self._routes: dict[str, str] = {}
         self._started_runnables: list[Runnable] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._state = "constructed"
+        self._life = Lifecycle(self._name, self._lifecycle)
         self._stop_requested: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._stop_task: asyncio.Task[None] | None = None
-        self.web = WebManager(self)
-        self.health = GatewayHealth(self)
-        self.watchdog = self.health.watchdog
-        self.patter = self.health.patter
         self._started_at = 0.0
+        # The parts, built once in dependency order; each is handed what it uses (none of
+        # them sees the Proactor).
         self.links: dict[str, Link] = {}
-        self._link_observer = LinkObserver(self)
-        for link_name, link_settings in settings.links.items():
-            codec = JsonCodec(self.registry, link_settings.max_payload_bytes)
-            self.links[link_name] = Link(
-                link_name,
-                self._name,
-                link_settings,
-                codec,
-                self._link_observer,
-                self._transport_factory,
-                stats=self._stats.link(link_name),
-                logger=self._logger.child(f"link.{link_name}"),
-            )
         self.dispatcher = Dispatcher(
             settings,
             self._communicators,
@@ -121,6 +107,37 @@ class Proactor(ServicesInterface):
             hub=self.hub,
             report_problem=self.report_problem,
         )
+        self.health = GatewayHealth(
+            self._name,
+            settings.watchdog,
+            links=self.links,
+            state=lambda: self._life.state,
+            hub=self.hub,
+            report_problem=self.report_problem,
+            lifecycle_log=self._lifecycle,
+        )
+        self.watchdog = self.health.watchdog
+        self.patter = self.health.patter
+        self._inbound = InboundRouter(
+            dispatcher=self.dispatcher,
+            raw=self.raw,
+            hub=self.hub,
+            report_problem=self.report_problem,
+            on_state_change=self._refresh_status_line,
+            comm_log=self._logger.comm_event,
+        )
+        for link_name, link_settings in settings.links.items():
+            codec = JsonCodec(self.registry, link_settings.max_payload_bytes)
+            self.links[link_name] = Link(
+                link_name,
+                self._name,
+                link_settings,
+                codec,
+                self._inbound,
+                self._transport_factory,
+                stats=self._stats.link(link_name),
+                logger=self._logger.child(f"link.{link_name}"),
+            )
         self.paths = settings.paths.resolve(self._name)
         self.store = EventStore(
             self.paths.store_file, settings.store, on_problem=self._on_store_problem
@@ -131,9 +148,10 @@ class Proactor(ServicesInterface):
             self.upstream_link,
             stats=self._stats,
             hub=self.hub,
-            dispatch=self._link_observer.dispatch_received_event,
+            dispatch=self.dispatcher.put_received_event,
             logger=self._logger.child("events"),
         )
+        self._inbound.bind_events(self.events)
         self.problems = ProblemReporter(
             settings.problem_report_interval_seconds,
             stats=self._stats,
@@ -142,12 +160,19 @@ class Proactor(ServicesInterface):
             generate_event=self.generate_event,
             can_store=lambda: self.store.state is StoreState.RUNNING,
         )
+        self.web = WebManager(self)
         admin_links = [n for n, link in settings.links.items() if link.role == "admin"]
         if admin_links:
-            from gwproactor.actor.admin import ADMIN_ACTOR, AdminCommander
-            from gwproactor.actor.admin import COMMANDS as ADMIN_COMMANDS
-
-            self.add_communicator(AdminCommander(self, admin_links[0]))
+            admin_link = admin_links[0]
+            self.add_communicator(
+                AdminCommander(
+                    self,
+                    admin_link,
+                    admin_peer=self.links[admin_link].peer,
+                    status=self.status,
+                    restart_actor=self.restart_actor,
+                )
+            )
             for command in ADMIN_COMMANDS:
                 self.route(command.type_name, ADMIN_ACTOR)
         if load_actors:
@@ -179,9 +204,10 @@ class Proactor(ServicesInterface):
         return self._loop
 
     @property
-    def state(self) -> str:
-        """constructed, starting, running, stopping or stopped."""
-        return self._state
+    def state(self) -> ProactorState:
+        """Where the proactor is in its life (a ``str`` enum: constructed, starting,
+        running, stopping, stopped)."""
+        return self._life.state
 
     @property
     def receive_queue_depth(self) -> int:
@@ -195,7 +221,9 @@ class Proactor(ServicesInterface):
     @property
     def ready(self) -> bool:
         """Running, and every link active."""
-        return self._state == "running" and all(link.active for link in self.links.values())
+        return self._life.state is ProactorState.running and all(
+            link.active for link in self.links.values()
+        )
 
     @property
     def uptime_seconds(self) -> float:
@@ -237,7 +265,7 @@ class Proactor(ServicesInterface):
                 link.codec.refresh()
         for monitored in communicator.monitored_names:
             self.watchdog.register(monitored)
-        if self._state == "running" and isinstance(communicator, Runnable):
+        if self.state is ProactorState.running and isinstance(communicator, Runnable):
             self._start_runnable(communicator)
 
     async def restart_actor(self, name: str) -> Result[None, Exception]:
@@ -300,11 +328,14 @@ class Proactor(ServicesInterface):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start links, the dispatcher and actors, in that order; returns when all started
-        (links are connecting, not necessarily active). Raises StateError if called twice."""
-        if self._state != "constructed":
-            raise StateError(f"start() in state {self._state}")
-        self._state = "starting"
+        """Start the store, links, the dispatcher, actors, the web servers and the
+        watchdogs, in that order; returns when all started (links are connecting, not
+        necessarily active). A proactor runs once: StateError if it was started or stopped
+        before. If a part fails to start, every part started so far is stopped (the
+        proactor ends ``stopped``) and the error is raised. Cancelling the caller stops the
+        parts the same way. Loop: call it on the loop that will own the proactor."""
+        self._life.require("start()", ProactorState.constructed)
+        self._life.set(ProactorState.starting)
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -325,7 +356,7 @@ class Proactor(ServicesInterface):
         except BaseException:
             await self._shutdown()
             raise
-        self._state = "running"
+        self._life.set(ProactorState.running)
         self._started_at = time.monotonic()
         self.patter.ready(self.status_line())
         self._lifecycle.info("%s running", self._name)
@@ -335,9 +366,13 @@ class Proactor(ServicesInterface):
         self._started_runnables.append(runnable)
 
     def stop(self) -> None:
-        """Ask the proactor to stop. Returns at once; ``join`` waits. Idempotent. Loop."""
+        """Ask the proactor to stop. Returns at once; ``join`` waits. Idempotent while
+        starting, running or stopping. Before ``start`` it marks the proactor stopped (a
+        later ``start`` raises StateError) and logs that nothing was running. Loop-only."""
         if self._stop_requested is None:
-            self._state = "stopped"
+            if self._life.state is ProactorState.constructed:
+                self._lifecycle.info("%s: stop() before start(): nothing to stop", self._name)
+                self._life.set(ProactorState.stopped)
             return
         self._stop_requested.set()
         if self._stop_task is None:
@@ -385,16 +420,28 @@ class Proactor(ServicesInterface):
         await asyncio.shield(self._shutdown_inner())
 
     async def _shutdown_inner(self) -> None:
-        if self._state in ("stopping", "stopped"):
+        if self._life.state in (ProactorState.stopping, ProactorState.stopped):
             if self._stopped is not None:
                 await self._stopped.wait()
             return
-        self._state = "stopping"
+        self._life.set(ProactorState.stopping)
         self._lifecycle.info("%s stopping", self._name)
-        errors = await stop_parts(self, self._started_runnables, self._lifecycle)
+        errors = await stop_parts(
+            self._name,
+            patter=self.patter,
+            watchdog=self.watchdog,
+            web=self.web,
+            links=self.links,
+            dispatcher=self.dispatcher,
+            runnables=self._started_runnables,
+            mqtt_clients=self.mqtt_clients,
+            store=self.store,
+            timeout=self._settings.stop_timeout_seconds,
+            log=self._lifecycle,
+        )
         for error in errors:
             self._lifecycle.error("%s: error while stopping: %s", self._name, error)
-        self._state = "stopped"
+        self._life.set(ProactorState.stopped)
         self._lifecycle.info("%s stopped", self._name)
         if self._stopped is not None:
             self._stopped.set()
@@ -404,17 +451,35 @@ class Proactor(ServicesInterface):
     # -- the receive queue ------------------------------------------------------------------
 
     def send(self, message: Message[Any]) -> None:
+        """Queue ``message`` for the communicator its ``dst`` names (dispatched on the loop,
+        never in this call). Raises QueueFullError at twice the queue bound and StateError
+        once the proactor is stopping or stopped. Loop-only."""
+        self._require_not_stopped("send()")
         self.dispatcher.send(message)
 
     def send_threadsafe(self, message: Message[Any]) -> None:
+        """:meth:`send` from a worker thread: blocks (bounded by ``stop_timeout_seconds``)
+        while the queue is full. Raises QueueFullError if it stays full, StateError before
+        start or once stopping. Any thread."""
+        self._require_not_stopped("send_threadsafe()")
         self.dispatcher.send_threadsafe(message)
 
-    def _put(self, message: Message[Any]) -> None:
-        self.dispatcher.put(message)
+    def _require_not_stopped(self, action: str) -> None:
+        if self._life.state in (ProactorState.stopping, ProactorState.stopped):
+            raise StateError(f"{self._name}: {action} after stop(); the proactor is {self.state}")
+
+    def _refresh_status_line(self) -> None:
+        if self._life.state is ProactorState.running:
+            self.patter.set_status(self.status_line())
 
     # -- links ------------------------------------------------------------------------------
 
     def publish(self, message: Message[Any], link_name: str | None = None) -> Result[None, Any]:
+        """Publish ``message`` on ``link_name``, or on the link whose peer is
+        ``message.dst``. Err(RoutingError) when no link leads there, Err(StateError) once
+        stopped, Err(LinkError) when the link cannot take it now. Loop-only."""
+        if self._life.state in (ProactorState.stopping, ProactorState.stopped):
+            return Err(StateError(f"{self._name}: publish() after stop()"))
         if link_name is None:
             link_name = next((n for n, lk in self.links.items() if lk.peer == message.dst), None)
             if link_name is None:

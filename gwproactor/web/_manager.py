@@ -8,8 +8,7 @@ routes. Every route that changes state sits behind the bearer token (:mod:`._aut
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from dataclasses import dataclass, field
+import logging
 from typing import TYPE_CHECKING, Any
 
 from gwproactor.actor.communicator import HTTPHandler
@@ -18,62 +17,20 @@ from gwproactor.errors import StateError, WebServerError
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from gwproactor.runtime.proactor import Proactor
+    from gwproactor.web._view import GatewayView
 
 __all__ = ("GATEWAY_SERVER", "RouteConfig", "ServerConfig", "WebManager", "WebServerError")
 
 GATEWAY_SERVER = "gateway"
 """The name of the built-in server configured from ``settings.web``."""
 
-_SITE_KWARGS = frozenset({"ssl_context", "backlog", "reuse_address", "reuse_port"})
-_APP_KWARGS = frozenset({"client_max_size"})
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost, or "" (every interface)
-
-
-_READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def is_mutating(method: str, flag: bool | None) -> bool:
-    """Whether a route needs the token: ``flag`` when given, else any method that is not
-    GET, HEAD or OPTIONS (a safe default for handlers added by actors)."""
-    if flag is not None:
-        return flag
-    return method.upper() not in _READ_ONLY_METHODS
-
-
-@dataclass(slots=True)
-class ServerConfig:
-    """One named server. ``port`` 0 picks a free port (see :meth:`WebManager.bound_port`)."""
-
-    name: str
-    host: str
-    port: int
-    enabled: bool = True
-    site_kwargs: dict[str, Any] = field(default_factory=dict)
-    app_kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class RouteConfig:
-    """One route; ``kwargs`` go to aiohttp's ``router.add_route``."""
-
-    server: str
-    method: str
-    path: str
-    handler: HTTPHandler
-    mutating: bool
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path}" + (" (token)" if self.mutating else "")
+from gwproactor.web._config import (  # noqa: E402
+    _APP_KWARGS,
+    _SITE_KWARGS,
+    RouteConfig,
+    ServerConfig,
+    is_mutating,
+)
 
 
 class WebManager:
@@ -83,23 +40,32 @@ class WebManager:
     ``start`` may follow ``stop`` (each start builds fresh applications from the configs).
     """
 
-    def __init__(self, proactor: Proactor) -> None:
+    def __init__(self, gateway: GatewayView) -> None:
         # Cheap, no I/O: configs only. Sockets are bound in start().
-        self._proactor = proactor
-        self._log = proactor.logger.child("web")
+        self._gateway = gateway
+        self._log = gateway.logger.child("web")
         self.servers: dict[str, ServerConfig] = {}
         self.routes: list[RouteConfig] = []
         self._runners: dict[str, web.AppRunner] = {}
-        settings = proactor.settings.web
+        settings = gateway.settings.web
         if settings.enabled:
             # aiohttp is imported only by gateways that serve HTTP (start-up time, memory).
             from gwproactor.web._routes import GatewayRoutes
 
             self.add_server(GATEWAY_SERVER, settings.host, settings.port)
-            for route in GatewayRoutes(proactor).routes():
+            for route in GatewayRoutes(gateway).routes():
                 self.add_route(
                     GATEWAY_SERVER, route.method, route.path, route.handler, mutating=route.mutating
                 )
+
+    @property
+    def gateway(self) -> GatewayView:
+        """The gateway this manager serves."""
+        return self._gateway
+
+    @property
+    def log(self) -> logging.Logger:
+        return self._log
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -190,7 +156,7 @@ class WebManager:
         await asyncio.shield(self._stop_all())
 
     async def _stop_all(self) -> None:
-        timeout = self._proactor.settings.stop_timeout_seconds
+        timeout = self._gateway.settings.stop_timeout_seconds
         while self._runners:
             name, runner = self._runners.popitem()
             try:
@@ -208,6 +174,11 @@ class WebManager:
         """The port server ``name`` listens on (the chosen one when configured with 0).
         Raises StateError unless it is running."""
         return int(self._address(name)[1])
+
+    def track_runner(self, name: str, runner: web.AppRunner) -> None:
+        """Record a server's runner as soon as it is set up (called by the server module),
+        so ``stop`` cleans it up even if binding its socket then fails."""
+        self._runners[name] = runner
 
     def base_url(self, name: str = GATEWAY_SERVER) -> str:
         """``http://<bound host>:<port>`` of a running server. Raises StateError."""

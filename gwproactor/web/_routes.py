@@ -23,7 +23,7 @@ from gwproactor.web._metrics import render_metrics
 from gwproactor.web._page import CSP, FRAGMENT_PARAM, render_fragment, render_page
 
 if TYPE_CHECKING:
-    from gwproactor.runtime.proactor import Proactor
+    from gwproactor.web._view import GatewayView
 
 __all__ = ("BuiltinRoute", "GatewayRoutes")
 
@@ -55,10 +55,10 @@ def _error(status: int, error: str, message: str) -> web.Response:
 
 
 class GatewayRoutes:
-    """The handlers, bound to one proactor. Cheap to construct; loop-only like aiohttp."""
+    """The handlers, bound to one gateway. Cheap to construct; loop-only like aiohttp."""
 
-    def __init__(self, proactor: Proactor) -> None:
-        self._proactor = proactor
+    def __init__(self, gateway: GatewayView) -> None:
+        self._gateway = gateway
 
     def routes(self) -> list[BuiltinRoute]:
         """Every built-in route, in the order they are documented and registered."""
@@ -81,7 +81,7 @@ class GatewayRoutes:
     async def livez(self, request: web.Request) -> web.Response:
         """200 while the loop answers and the internal watchdog is satisfied; else 503
         naming the stalled parts (systemd or a supervisor should restart the gateway)."""
-        stalled = list(self._proactor.watchdog.stalled_names)
+        stalled = list(self._gateway.watchdog.stalled_names)
         if stalled:
             return _json({"alive": False, "stalled": stalled}, 503)
         return _json({"alive": True})
@@ -89,25 +89,25 @@ class GatewayRoutes:
     async def readyz(self, request: web.Request) -> web.Response:
         """200 when the gateway is running and every link is active; else 503 listing the
         links that are not active, with their states."""
-        proactor = self._proactor
-        if proactor.ready:
+        gateway = self._gateway
+        if gateway.ready:
             return _json({"ready": True})
-        not_active = {n: link.state.value for n, link in proactor.links.items() if not link.active}
-        return _json({"ready": False, "state": proactor.state, "links_not_active": not_active}, 503)
+        not_active = {n: link.state.value for n, link in gateway.links.items() if not link.active}
+        return _json({"ready": False, "state": gateway.state, "links_not_active": not_active}, 503)
 
     async def status(self, request: web.Request) -> web.Response:
         """The JSON snapshot of :meth:`Proactor.status`."""
-        return _json(self._proactor.status())
+        return _json(self._gateway.status())
 
     async def metrics(self, request: web.Request) -> web.Response:
         """The snapshot in Prometheus text exposition format 0.0.4."""
-        body = render_metrics(self._proactor.status()).encode()
+        body = render_metrics(self._gateway.status()).encode()
         return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE, **_NO_STORE})
 
     async def page(self, request: web.Request) -> web.Response:
         """The status page, or (``?part=main``) the fragment its script swaps in."""
-        refresh = self._proactor.settings.web.status_refresh_seconds
-        status = self._proactor.status()
+        refresh = self._gateway.settings.web.status_refresh_seconds
+        status = self._gateway.status()
         if request.query.get(FRAGMENT_PARAM) == "main":
             text = render_fragment(status, refresh)
         else:
@@ -128,14 +128,14 @@ class GatewayRoutes:
         exclusive), ``limit`` (1..store.max_query_limit, default 100), ``pending``
         (true/false). 400 with a message for bad parameters, 503 if the store cannot
         answer."""
-        max_limit = self._proactor.settings.store.max_query_limit
+        max_limit = self._gateway.settings.store.max_query_limit
         keys = [key for key, _ in request.query.items()]  # keys() folds repeats
         parsed = parse_event_query(request.query, keys, max_limit)
         if isinstance(parsed, Err):
             return _error(400, "bad_request", parsed.err_value)
         query = parsed.ok_value
         try:
-            events = await self._proactor.query_events(
+            events = await self._gateway.query_events(
                 query.pattern, query.start_ns, query.end_ns, query.limit, query.pending
             )
         except ValueError as e:  # a bound the parser does not know about
@@ -149,7 +149,7 @@ class GatewayRoutes:
         reconnects by itself; the answer does not wait for that). 202 when asked, 404 for
         an unknown link. Token required."""
         name = request.match_info["link"]
-        link = self._proactor.links.get(name)
+        link = self._gateway.links.get(name)
         if link is None:
             return _error(404, "not_found", f"no link named {name!r}")
         logger.info("web: reconnect of link %s requested from %s", name, request.remote)

@@ -4,7 +4,7 @@ server starts (aiohttp costs start-up time and memory a gateway without HTTP nee
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -13,11 +13,31 @@ from aiohttp.typedefs import Middleware
 from gwproactor.actor.communicator import HTTPHandler
 from gwproactor.errors import WebServerError
 from gwproactor.web._auth import guarded
-from gwproactor.web._manager import ServerConfig, WebManager, is_loopback
+from gwproactor.web._config import RouteConfig, ServerConfig, is_loopback
 
 if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
     from aiohttp.web_response import StreamResponse
+
+    from gwproactor.web._view import GatewayView
+
+
+class ServedBy(Protocol):
+    """What a server needs of its manager (the manager imports this module lazily)."""
+
+    @property
+    def gateway(self) -> GatewayView: ...
+
+    @property
+    def log(self) -> logging.Logger: ...
+
+    @property
+    def routes(self) -> list[RouteConfig]: ...
+
+    def base_url(self, name: str) -> str: ...
+
+    def track_runner(self, name: str, runner: web.AppRunner) -> None: ...
+
 
 __all__ = ("start_server",)
 
@@ -41,10 +61,10 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-async def start_server(manager: WebManager, config: ServerConfig) -> web.AppRunner:
+async def start_server(manager: ServedBy, config: ServerConfig) -> web.AppRunner:
     """Build the application for ``config`` and start listening. Raises WebServerError."""
-    proactor = manager._proactor
-    log = manager._log
+    proactor = manager.gateway
+    log = manager.log
     app = web.Application(middlewares=[_errors_middleware(manager)], **config.app_kwargs)
     token = proactor.settings.web.token
     for route in manager.routes:
@@ -59,7 +79,7 @@ async def start_server(manager: WebManager, config: ServerConfig) -> web.AppRunn
         shutdown_timeout=proactor.settings.stop_timeout_seconds,
     )
     await runner.setup()
-    manager._runners[config.name] = runner
+    manager.track_runner(config.name, runner)  # base_url works, and stop cleans up
     site = web.TCPSite(runner, config.host, config.port, **config.site_kwargs)
     try:
         await site.start()
@@ -79,11 +99,11 @@ async def start_server(manager: WebManager, config: ServerConfig) -> web.AppRunn
     return runner
 
 
-def _errors_middleware(manager: WebManager) -> Middleware:
+def _errors_middleware(manager: ServedBy) -> Middleware:
     """A handler's bug becomes a 500 with a one-line error log and a (rate-limited)
     problem report, instead of aiohttp's traceback at ERROR."""
-    log = manager._log
-    proactor = manager._proactor
+    log = manager.log
+    proactor = manager.gateway
 
     @web.middleware
     async def middleware(request: web.Request, handler: HTTPHandler) -> web.StreamResponse:

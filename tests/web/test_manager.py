@@ -14,7 +14,7 @@ from aiohttp import web
 from gwproactor import StateError
 from gwproactor.mqtt import MemoryBroker
 from gwproactor.web import WebServerError
-from gwproactor.web._manager import is_loopback
+from gwproactor.web._config import is_loopback
 from tests.helpers import TIMEOUT, running
 from tests.web._support import get_json, memory_gateway, web_settings
 
