@@ -2,7 +2,13 @@
 
 One Proactor per process owns several MQTT links (each an explicit health state machine),
 a bounded receive queue, and the actors it dispatches messages to. Events are stored
-durably until the upstream peer acknowledges them. See README.md and ARCHITECTURE notes.
+durably until the upstream peer acknowledges them. See README.md.
+
+The folders follow a message's path: ``mqtt`` (the broker connection) -> ``links`` (health
+state machine, acks, dedup) -> ``wire`` (names, envelope, codecs) -> ``routing`` (receive
+queue, dispatch, raw topics) -> ``actor`` (communicators, thread actors) and ``events`` ->
+``store`` (durable events, re-upload); ``runtime`` owns them all, ``observe``, ``watchdog``,
+``web``, ``config`` and ``cli`` surround them. This module is the curated public surface.
 """
 
 from gwproactor.actor.communicator import (
@@ -26,35 +32,59 @@ from gwproactor.config import (
     ActorSettings,
     BrokerSettings,
     LinkSettings,
+    LoggingSettings,
     ProactorSettings,
     TlsSettings,
+    WatchdogSettings,
+    WebSettings,
     load_settings,
 )
 from gwproactor.errors import (
     ConfigError,
+    ConnectError,
     DecodeError,
+    EncodeError,
+    InvalidNameError,
     LinkError,
     ProactorError,
     QueueFullError,
+    RoutingError,
     StateError,
     StoreError,
+    StoreFullError,
+    WebServerError,
 )
-from gwproactor.links import LinkState
+from gwproactor.links import Link, LinkState
 from gwproactor.mqtt import MQTTClients, MQTTClientWrapper, Subscription
 from gwproactor.observe.listeners import CommEvent, EventListener
 from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.logging_setup import format_exceptions, setup_logging
 from gwproactor.observe.problems import ProblemEvent, Problems
 from gwproactor.observe.stats import LinkStats, ProactorStats
+from gwproactor.runtime._lifecycle import ProactorState
 from gwproactor.runtime.proactor import Proactor
+from gwproactor.store import StoredEvent
 from gwproactor.watchdog.monitored import MonitoredName
 from gwproactor.wire.codec import JsonCodec, MessageRegistry
-from gwproactor.wire.message import Ack, AnyEvent, Event, Header, Message, Payload, Ping
+from gwproactor.wire.message import (
+    Ack,
+    AnyEvent,
+    Event,
+    Header,
+    Message,
+    Payload,
+    Ping,
+    RawMessage,
+)
 
 __all__ = (
     # runtime
     "Proactor",
+    "ProactorState",
     "ProactorSettings",
+    "LoggingSettings",
+    "WatchdogSettings",
+    "WebSettings",
     "load_settings",
     # actors
     "Actor",
@@ -77,9 +107,12 @@ __all__ = (
     "AnyEvent",
     "Ack",
     "Ping",
+    "RawMessage",
+    "StoredEvent",
     "MessageRegistry",
     "JsonCodec",
     # links and MQTT
+    "Link",
     "LinkState",
     "LinkSettings",
     "BrokerSettings",
@@ -103,9 +136,15 @@ __all__ = (
     # errors
     "ProactorError",
     "ConfigError",
+    "ConnectError",
     "DecodeError",
+    "EncodeError",
+    "InvalidNameError",
     "LinkError",
     "QueueFullError",
+    "RoutingError",
     "StateError",
     "StoreError",
+    "StoreFullError",
+    "WebServerError",
 )

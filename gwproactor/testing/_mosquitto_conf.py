@@ -15,13 +15,51 @@ import pwd
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import Protocol, TypedDict
 
 from gwproactor.testing._procs import write_private
 from gwproactor.testing.certs import TlsMaterial
 
-if TYPE_CHECKING:
-    from gwproactor.testing.mosquitto import Mosquitto
+
+class BrokerFacts(Protocol):
+    """What the rendering reads of a :class:`~gwproactor.testing.mosquitto.Mosquitto`
+    (a Protocol, so this module does not import the broker class back)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def work_dir(self) -> Path: ...
+    @property
+    def tls(self) -> TlsMaterial | None: ...
+    @property
+    def tls_port(self) -> int | None: ...
+    @property
+    def tls_require_certificate(self) -> bool: ...
+    @property
+    def tls_identity_as_username(self) -> bool: ...
+    @property
+    def users(self) -> dict[str, str] | None: ...
+    @property
+    def password_file(self) -> Path | None: ...
+    @property
+    def acl(self) -> str | None: ...
+    @property
+    def allow_anonymous(self) -> bool: ...
+    @property
+    def max_queued_messages(self) -> int | None: ...
+    @property
+    def persistence(self) -> bool: ...
+    @property
+    def persistence_path(self) -> Path: ...
+    @property
+    def log_types(self) -> tuple[str, ...]: ...
+    @property
+    def extra_config(self) -> str: ...
+
 
 __all__ = ("MosquittoOptions", "hash_password", "render_config", "write_password_file")
 
@@ -77,7 +115,7 @@ def write_password_file(path: Path, users: Mapping[str, str]) -> Path:
     return path
 
 
-def render_config(broker: Mosquitto) -> str:
+def render_config(broker: BrokerFacts) -> str:
     """Return ``broker``'s configuration text; writes the password and ACL files it refers to
     into its ``work_dir``."""
     lines = [
