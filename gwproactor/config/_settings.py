@@ -217,6 +217,15 @@ class LoggingSettings(_Model):
 class WatchdogSettings(_Model):
     check_interval_seconds: float = Field(default=1.0, gt=0)
     loop_timeout_seconds: float = Field(default=10.0, gt=0)
+    spin_polls_per_second: float = Field(
+        default=10_000.0,
+        gt=0,
+        description="idle polls per second (ready work, no socket ready) above which the "
+        "loop counts as spinning; a working loop makes a few thousand iterations a second",
+    )
+    spin_seconds: float = Field(
+        default=10.0, gt=0, description="how long a spin lasts before the watchdog reports it"
+    )
     external_command: list[str] = Field(
         default_factory=list, description="a custom pat command (argv), run off the loop"
     )

@@ -103,12 +103,15 @@ class LoopIO:
         client = self.client
         if client is None:
             return
-        if not self.reading_paused and (client.buffered or client.at_end):
-            client.read_packets(self.settings.read_batch_packets, self.is_paused)
-        if client.want_write():
+        alive = client.socket() is not None
+        if alive and not self.reading_paused and (client.buffered or client.at_end):
+            alive = client.read_packets(self.settings.read_batch_packets, self.is_paused)
+        if alive and client.want_write():
             self.want_write()
         self._on_read_done()
-        if client.buffered and not self.reading_paused and self.loop is not None:
+        # Only a live connection's bytes can be parsed: re-scheduling for a dead one's would
+        # spin the loop at full speed with zero lag (issue 17, item 7).
+        if alive and client.buffered and not self.reading_paused and self.loop is not None:
             self.loop.call_soon(self.drain)
 
     # -- writing ------------------------------------------------------------------------------
@@ -173,9 +176,12 @@ class LoopIO:
         self.remove_writer()
 
     def detach(self) -> None:
-        """The connection is gone: stop watching its socket and its keepalive."""
+        """The connection is gone: stop watching its socket and its keepalive, and forget
+        the bytes it left unparsed (nothing can parse them now)."""
         self.cancel_misc()
         self.forget_fds()
+        if self.client is not None:
+            self.client.reset_buffer()
 
     def close(self) -> None:
         """Close whatever socket paho holds without waiting for the broker."""

@@ -10,6 +10,7 @@ from gwproactor.config import WatchdogSettings
 from gwproactor.links import Link
 from gwproactor.observe.listeners import ListenerHub
 from gwproactor.watchdog import (
+    SPIN_NAME,
     ExternalWatchdogCommandBuilder,
     InternalWatchdog,
     SdNotifier,
@@ -62,9 +63,15 @@ class GatewayHealth:
         self.patter.set_status(self.status_line())
         if self._hub:
             self._hub.emit("watchdog.stalled", name, {"silent_seconds": silent_seconds})
-        self._report_problem(
-            f"watchdog: {name} silent", f"no pat for {silent_seconds:.1f} s", key=f"stall:{name}"
-        )
+        if name == SPIN_NAME:
+            rate = self.watchdog.idle_polls_per_second
+            summary, details = (
+                "watchdog: the event loop is spinning",
+                f"{rate:.0f} idle polls/s for {silent_seconds:.1f} s (lag stays low)",
+            )
+        else:
+            summary, details = f"watchdog: {name} silent", f"no pat for {silent_seconds:.1f} s"
+        self._report_problem(summary, details, key=f"stall:{name}")
 
     def on_recover(self, name: str) -> None:
         self.patter.set_status(self.status_line())

@@ -112,6 +112,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
         "watchdog": {
             "satisfied": watchdog.satisfied,
             "loop_lag_seconds": round(watchdog.loop_lag_seconds, 4),
+            "loop_idle_polls_per_second": round(watchdog.idle_polls_per_second),
             "names": {
                 name: {
                     "timeout_seconds": entry.timeout_seconds,

@@ -10,7 +10,7 @@ from gwproactor.watchdog._external import (
     SystemDWatchdogCommandBuilder,
     run_pat_command,
 )
-from gwproactor.watchdog._internal import LOOP_NAME, InternalWatchdog, WatchdogEntry
+from gwproactor.watchdog._internal import LOOP_NAME, SPIN_NAME, InternalWatchdog, WatchdogEntry
 from gwproactor.watchdog._patter import PatOutcome, WatchdogPatter
 from gwproactor.watchdog._sdnotify import STATUS_MAX_CHARS, SdNotifier, one_line
 
@@ -18,6 +18,7 @@ __all__ = (
     # internal
     "InternalWatchdog",
     "LOOP_NAME",
+    "SPIN_NAME",
     "WatchdogEntry",
     # service manager
     "SdNotifier",

@@ -12,17 +12,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gwproactor.errors import StateError
+from gwproactor.watchdog._spin import PollCounter
 from gwproactor.watchdog.monitored import MonitoredName
 
 if TYPE_CHECKING:
     from gwproactor.config import WatchdogSettings
 
-__all__ = ("LOOP_NAME", "InternalWatchdog", "WatchdogEntry")
+__all__ = ("LOOP_NAME", "SPIN_NAME", "InternalWatchdog", "WatchdogEntry")
 
 logger = logging.getLogger(__name__)
 
 LOOP_NAME = "loop"
 """The monitored name of the event loop itself, registered by :meth:`InternalWatchdog.start`."""
+
+SPIN_NAME = "loop_spin"
+"""The monitored name of the spin check (see :mod:`gwproactor.watchdog._spin`), registered by
+:meth:`InternalWatchdog.start` on a loop whose polls can be counted."""
 
 StallCallback = Callable[[str, float], None]
 RecoverCallback = Callable[[str], None]
@@ -83,6 +88,11 @@ class InternalWatchdog:
     check that runs on time. Names patted from loop callbacks look silent after such a
     block too, until they next run; the ``loop`` entry tells which was the cause.
 
+    A loop can also spin: re-run a callback that does nothing, for ever, with zero lag. Each
+    timer check that finds fewer than ``spin_polls_per_second`` idle polls since the last
+    one (see :mod:`gwproactor.watchdog._spin`) pats :data:`SPIN_NAME`; a loop that spins for
+    longer than ``spin_seconds`` leaves it silent, so it stalls like any other name.
+
     ``clock`` must be monotonic (``time.monotonic`` by default, a fake one in tests); it
     may be called from threads through :meth:`pat_threadsafe`.
     """
@@ -92,14 +102,21 @@ class InternalWatchdog:
         *,
         check_interval_seconds: float = 1.0,
         loop_timeout_seconds: float = 10.0,
+        spin_polls_per_second: float = 10_000.0,
+        spin_seconds: float = 10.0,
         on_stall: StallCallback | None = None,
         on_recover: RecoverCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if check_interval_seconds <= 0 or loop_timeout_seconds <= 0:
+        if min(check_interval_seconds, loop_timeout_seconds, spin_seconds) <= 0:
             raise ValueError("watchdog intervals and timeouts must be positive")
         self.check_interval_seconds = check_interval_seconds
         self.loop_timeout_seconds = loop_timeout_seconds
+        self.spin_polls_per_second = spin_polls_per_second
+        self.spin_seconds = spin_seconds
+        self._polls: PollCounter | None = None
+        self._polls_at = (0, 0.0)  # (idle polls, loop time) at the last timer check
+        self._idle_poll_rate = 0.0
         self._on_stall = on_stall or _log_stall
         self._on_recover = on_recover or _log_recover
         self._clock = clock
@@ -123,6 +140,8 @@ class InternalWatchdog:
         return cls(
             check_interval_seconds=settings.check_interval_seconds,
             loop_timeout_seconds=settings.loop_timeout_seconds,
+            spin_polls_per_second=settings.spin_polls_per_second,
+            spin_seconds=settings.spin_seconds,
             on_stall=on_stall,
             on_recover=on_recover,
         )
@@ -133,8 +152,8 @@ class InternalWatchdog:
         """Watch ``monitored`` from now on: if it never pats, it stalls ``timeout_seconds``
         after this call. Registering a name again replaces its timeout and keeps its last
         pat. Loop-only. Raises ValueError for :data:`LOOP_NAME` (the watchdog's own)."""
-        if monitored.name == LOOP_NAME:
-            raise ValueError(f"{LOOP_NAME!r} is the watchdog's own name for the event loop")
+        if monitored.name in (LOOP_NAME, SPIN_NAME):
+            raise ValueError(f"{monitored.name!r} is the watchdog's own name for the event loop")
         self._register(monitored)
 
     def _register(self, monitored: MonitoredName) -> None:
@@ -207,6 +226,12 @@ class InternalWatchdog:
         """How late the last timer check ran; 0 before :meth:`start`'s first check."""
         return self._loop_lag
 
+    @property
+    def idle_polls_per_second(self) -> float:
+        """The loop's idle polls per second between the last two timer checks (0 when
+        they cannot be counted)."""
+        return self._idle_poll_rate
+
     def snapshot(self) -> dict[str, WatchdogEntry]:
         """Every watched name with its timeout, silence and stalled flag (as of the last
         :meth:`check`), for status pages. Loop-only; calls no callbacks."""
@@ -242,7 +267,12 @@ class InternalWatchdog:
             raise StateError("internal watchdog already started")
         self._loop = asyncio.get_running_loop()
         self._loop_lag = 0.0
+        self._idle_poll_rate = 0.0
         self._register(MonitoredName(LOOP_NAME, self.loop_timeout_seconds))
+        self._polls = PollCounter.install(self._loop)
+        if self._polls is not None:
+            self._polls_at = (self._polls.idle_polls, self._loop.time())
+            self._register(MonitoredName(SPIN_NAME, self.spin_seconds))
         self._schedule()
 
     def stop(self) -> None:
@@ -252,6 +282,10 @@ class InternalWatchdog:
             self._timer.cancel()
             self._timer = None
         self.unregister(LOOP_NAME)
+        self.unregister(SPIN_NAME)
+        if self._polls is not None:
+            self._polls.uninstall()
+            self._polls = None
 
     def _schedule(self) -> None:
         assert self._loop is not None
@@ -263,6 +297,20 @@ class InternalWatchdog:
         # run up to one clock resolution early, hence the floor at zero.
         self._loop_lag = max(0.0, self._loop.time() - self._timer.when())
         self._pats[LOOP_NAME] = self._clock()
+        self._check_spin()
         # Schedule first, so the check (and its callbacks) cannot end the watchdog.
         self._schedule()
         self.check()
+
+    def _check_spin(self) -> None:
+        """Pat :data:`SPIN_NAME` unless the loop polled idly too often since the last check."""
+        if self._polls is None or self._loop is None:
+            return
+        polls, now = self._polls.idle_polls, self._loop.time()
+        last_polls, last_time = self._polls_at
+        self._polls_at = (polls, now)
+        if now <= last_time:
+            return
+        self._idle_poll_rate = (polls - last_polls) / (now - last_time)
+        if self._idle_poll_rate < self.spin_polls_per_second:
+            self._pats[SPIN_NAME] = self._clock()

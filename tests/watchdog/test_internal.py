@@ -13,7 +13,7 @@ import pytest
 from gwproactor import MonitoredName
 from gwproactor.config import WatchdogSettings
 from gwproactor.errors import StateError
-from gwproactor.watchdog import LOOP_NAME, InternalWatchdog, WatchdogEntry
+from gwproactor.watchdog import LOOP_NAME, SPIN_NAME, InternalWatchdog, WatchdogEntry
 from tests.watchdog import FakeClock
 
 TIMEOUT = 5.0
@@ -213,7 +213,7 @@ async def test_timer_reports_a_silent_name_and_its_recovery() -> None:
     watchdog.start()
     try:
         assert running(watchdog)
-        assert list(watchdog.names) == ["worker", LOOP_NAME]
+        assert list(watchdog.names) == ["worker", LOOP_NAME, SPIN_NAME]
         async with asyncio.timeout(TIMEOUT):
             assert await stalled == "worker"
             assert not satisfied(watchdog)
@@ -262,6 +262,55 @@ async def test_loop_lag_is_reported_as_a_stalled_loop() -> None:
     assert recorder.events == [("stall", LOOP_NAME), ("recover", LOOP_NAME)]
     assert 0.1 < recorder.silences[0] < TIMEOUT
     assert watchdog.loop_lag_seconds < 0.1
+
+
+async def test_a_loop_spinning_with_zero_lag_is_reported() -> None:
+    """A callback that re-schedules itself for ever (issue 17, item 7): every timer runs
+    on time, so only the rate of idle polls shows it."""
+    loop = asyncio.get_running_loop()
+    recorder = Recorder()
+    stalled: asyncio.Future[None] = loop.create_future()
+    recovered: asyncio.Future[None] = loop.create_future()
+
+    def on_stall(name: str, silent_seconds: float) -> None:
+        recorder.stall(name, silent_seconds)
+        stalled.set_result(None)
+
+    def on_recover(name: str) -> None:
+        recorder.recover(name)
+        recovered.set_result(None)
+
+    watchdog = InternalWatchdog(
+        check_interval_seconds=0.02,
+        loop_timeout_seconds=5.0,
+        spin_polls_per_second=2_000,
+        spin_seconds=0.2,
+        on_stall=on_stall,
+        on_recover=on_recover,
+    )
+    spinning = True
+
+    def spin() -> None:
+        if spinning:
+            loop.call_soon(spin)
+
+    watchdog.start()
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await asyncio.sleep(0.1)  # a quiet loop first: not spinning
+            assert watchdog.satisfied and watchdog.idle_polls_per_second < 2_000
+            loop.call_soon(spin)
+            await stalled
+            assert watchdog.stalled_names == (SPIN_NAME,)
+            assert watchdog.idle_polls_per_second > 2_000
+            assert watchdog.loop_lag_seconds < 1.0
+            spinning = False
+            await recovered
+    finally:
+        spinning = False
+        watchdog.stop()
+    assert recorder.events == [("stall", SPIN_NAME), ("recover", SPIN_NAME)]
+    assert type(vars(loop)["_selector"]).__name__ != "_CountingSelector"
 
 
 async def test_start_twice_raises_and_stop_is_idempotent() -> None:
