@@ -32,13 +32,26 @@ _ACTIVE = LinkState.active
 
 
 class LinkOwner(Protocol):
-    """What a link tells the proactor. Every call is made on the event loop."""
+    """Where a link's traffic and news go. Every call is made on the event loop.
+
+    The hot path is two plain callables the link binds once: ``receive`` takes a new
+    message into the receive queue (one step from the link to the queue) and ``read_done``
+    dispatches what a read brought, in the same loop iteration.
+    """
+
+    @property
+    def receive(self) -> Callable[[str, Message[Any]], None]:
+        """Queue a new (not duplicate) non-event message from the peer, already acked if
+        asked, with the link's name (the queue emits ``message.received`` to listeners)."""
+        ...
+
+    @property
+    def read_done(self) -> Callable[[], None]:
+        """Dispatch what the link's read brought in (called after every read batch)."""
+        ...
 
     def on_link_state(self, link: Link, old: LinkState, new: LinkState, cause: LinkInput) -> None:
         """After every state change (the link has already logged and counted it)."""
-
-    def on_link_message(self, link: Link, message: Message[Any]) -> None:
-        """A new (not duplicate) non-event message from the peer, already acked if asked."""
 
     def on_link_event(self, link: Link, message: Message[Any]) -> None:
         """An event from the peer. The owner acks it (``link.send_ack``) once it is stored."""
@@ -55,9 +68,6 @@ class LinkOwner(Protocol):
 
     def on_link_connect_failed(self, link: Link, reason: str) -> None:
         """One attempt to connect failed; the transport retries after its backoff."""
-
-    def on_link_read_done(self, link: Link) -> None:
-        """The link read a batch of packets (process what arrived, now)."""
 
     def on_link_broker_changed(self, link: Link, broker: str) -> None:
         """The link failed over (or back) to another broker."""
@@ -107,6 +117,8 @@ class Link(TransportListener):
         self.state = LinkState.not_started
         self.invalid_inputs = 0
         self._owner = owner
+        self._receive = owner.receive
+        self._read_done = owner.read_done
         self._clock = clock
         self._acks = AckTracker(settings.ack_timeout_seconds, self._on_ack_timeout, clock)
         self._dedup = DedupWindow(settings.dedup_window)
@@ -270,7 +282,7 @@ class Link(TransportListener):
         self._owner.on_link_connect_failed(self, reason)
 
     def on_transport_read_done(self) -> None:
-        self._owner.on_link_read_done(self)
+        self._read_done()
 
     def on_transport_broker_changed(self, broker: str) -> None:
         self._owner.on_link_broker_changed(self, broker)
@@ -337,7 +349,7 @@ class Link(TransportListener):
             self.stats.duplicates += 1
             return
         if message_type != _PING:
-            self._owner.on_link_message(self, message)
+            self._receive(self.name, message)
 
     # -- internals ---------------------------------------------------------------------------
 

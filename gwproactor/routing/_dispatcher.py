@@ -123,6 +123,14 @@ class Dispatcher:
         if header.actor or header.message_type in self._routes:
             self.put(message)
 
+    def receive(self, link_name: str, message: Message[Any]) -> None:
+        """A new message from link ``link_name``: tell listeners (``message.received``),
+        then queue it without a wake-up; the link calls :meth:`drain` after its read, in
+        the same loop iteration."""
+        if self._hub:
+            self._hub.emit("message.received", link_name, {"message": message})
+        self.put_quietly(message)
+
     def put_quietly(self, message: Message[Any]) -> None:
         """Queue a message without waking the dispatch task, for callers that call
         :meth:`drain` right after (a link after a read): one wake-up fewer per message."""

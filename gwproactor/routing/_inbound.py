@@ -44,7 +44,6 @@ class InboundRouter(LinkOwner):
         comm_log: logging.Logger,
     ) -> None:
         self._dispatcher = dispatcher
-        self._put = dispatcher.put_quietly
         self._events: EventManager | None = None
         self._raw = raw
         self._hub = hub
@@ -74,11 +73,14 @@ class InboundRouter(LinkOwner):
         if link.role == "upstream" and (new is LinkState.active or old is LinkState.active):
             self.events.upstream_active(new is LinkState.active)
 
-    def on_link_message(self, link: Link, message: Message[Any]) -> None:
-        if self._hub:
-            self._hub.emit("message.received", link.name, {"message": message})
-        # The link calls on_link_read_done (a drain) after its read: no task wake-up needed.
-        self._put(message)
+    @property
+    def receive(self) -> Callable[[str, Message[Any]], None]:
+        # Straight into the queue; the link's read_done drains it after the read.
+        return self._dispatcher.receive
+
+    @property
+    def read_done(self) -> Callable[[], None]:
+        return self._dispatcher.drain
 
     def on_link_event(self, link: Link, message: Message[Any]) -> None:
         self.events.received(link, message)
@@ -97,11 +99,6 @@ class InboundRouter(LinkOwner):
         self._report_problem(
             f"{link.name}: cannot connect", reason, key=f"{link.name}:connect", error=False
         )
-
-    def on_link_read_done(self, link: Link) -> None:
-        # Dispatch what this read brought in the same loop iteration: one wake-up per burst,
-        # no extra trip through the event loop per message.
-        self._dispatcher.drain()
 
     def on_link_broker_changed(self, link: Link, broker: str) -> None:
         self._log.warning("%s: now on broker %s", link.name, broker)
