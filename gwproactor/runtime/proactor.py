@@ -55,8 +55,16 @@ class Proactor(ServicesInterface):
     """A gateway's runtime. Construct (cheap, no I/O), add communicators, then ``await
     start()`` or ``await run_forever()`` on the loop that will own it.
 
+    The constructor builds every part once, in dependency order (receive queue, raw routes,
+    health, inbound router, links, store, events, problems, web, admin and configured
+    actors) and hands each part what it uses; no part holds the Proactor. Its own life is a
+    :class:`ProactorState` with one guarded setter: it runs once (``start`` twice, or after
+    ``stop``, is a StateError), and ``send``/``publish`` after ``stop`` are refused.
+
     Thread rule: ``*_threadsafe`` methods may be called from any thread; everything else
-    only on the proactor's loop.
+    only on the proactor's loop. Errors: programming and lifecycle errors raise (subclasses
+    of ProactorError); expected failures (a link that cannot take a message, a full store)
+    come back as ``Result`` values.
     """
 
     def __init__(
@@ -185,22 +193,27 @@ class Proactor(ServicesInterface):
 
     @property
     def name(self) -> str:
+        """The gateway's name (its long name on the wire: ``settings.name``)."""
         return self._name
 
     @property
     def settings(self) -> ProactorSettings:
+        """The settings this proactor was built from (read-only by convention)."""
         return self._settings
 
     @property
     def logger(self) -> ProactorLogger:
+        """The category loggers (general, message summary, lifecycle, comm events)."""
         return self._logger
 
     @property
     def stats(self) -> ProactorStats:
+        """Counters of the whole gateway, including each link's. Loop-owned."""
         return self._stats
 
     @property
     def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop that owns the proactor, once ``start`` ran; ``None`` before."""
         return self._loop
 
     @property
@@ -211,6 +224,7 @@ class Proactor(ServicesInterface):
 
     @property
     def receive_queue_depth(self) -> int:
+        """Messages waiting in the receive queue now."""
         return self.dispatcher.depth
 
     @property
@@ -227,6 +241,7 @@ class Proactor(ServicesInterface):
 
     @property
     def uptime_seconds(self) -> float:
+        """Monotonic seconds since ``start`` completed; 0.0 before."""
         return time.monotonic() - self._started_at if self._started_at else 0.0
 
     def status(self) -> dict[str, Any]:
@@ -234,16 +249,19 @@ class Proactor(ServicesInterface):
         return build_status(self)
 
     def link(self, name: str) -> Link:
+        """The link named ``name``. Raises LinkError naming the links there are."""
         try:
             return self.links[name]
         except KeyError:
             raise LinkError(f"no link named {name!r}; links: {sorted(self.links)}") from None
 
     def link_state(self, link_name: str) -> str:
+        """The state of link ``link_name`` as a string. Raises LinkError."""
         return self.link(link_name).state.value
 
     @property
     def upstream_link(self) -> Link | None:
+        """The link of role ``upstream`` (the one events are uploaded on), if any."""
         name = self._settings.upstream_link
         return self.links[name] if name is not None else None
 
@@ -302,14 +320,17 @@ class Proactor(ServicesInterface):
         self._routes[message_type] = communicator_name
 
     def get_communicator(self, name: str) -> CommunicatorInterface | None:
+        """The communicator named ``name``, or ``None``."""
         return self._communicators.get(name)
 
     def get_communicator_as_type(self, name: str, type_: type[T]) -> T | None:
+        """The communicator named ``name`` if it is a ``type_``, else ``None``."""
         communicator = self._communicators.get(name)
         return communicator if isinstance(communicator, type_) else None
 
     @property
     def communicators(self) -> dict[str, CommunicatorInterface]:
+        """A copy of the name -> communicator table (actors, admin)."""
         return dict(self._communicators)
 
     # -- listeners --------------------------------------------------------------------------
@@ -381,6 +402,7 @@ class Proactor(ServicesInterface):
             )
 
     def stop_threadsafe(self) -> None:
+        """``stop`` from any thread; a no-op before ``start``."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.stop)
 
@@ -390,6 +412,8 @@ class Proactor(ServicesInterface):
             await self._stopped.wait()
 
     async def stop_and_join(self) -> None:
+        """``stop``, then wait until stopped. Cancelling the wait does not cancel the
+        stop, which is shielded and finishes on its own."""
         self.stop()
         await self.join()
 
@@ -494,6 +518,10 @@ class Proactor(ServicesInterface):
         actor: str = "",
         ack_required: bool = False,
     ) -> Result[None, Any]:
+        """Wrap ``payload`` in a message to the peer of link ``link_name`` (to actor
+        ``actor`` there, if given) and publish it. Returns the link's Result (Err(LinkError)
+        when it cannot take it now); raises LinkError for an unknown link. Loop-only; from a
+        thread use ``event_loop.call_soon_threadsafe``."""
         link = self.link(link_name)
         return link.publish(link.message(payload, ack_required=ack_required, actor=actor))
 
@@ -533,9 +561,15 @@ class Proactor(ServicesInterface):
     # -- events ---------------------------------------------------------------------------------
 
     def generate_event(self, event: Event) -> asyncio.Future[Result[str, StoreError]]:
+        """Store ``event`` durably, then publish it upstream (write-ahead). The
+        future resolves to Ok(event id) once committed, or Err(StoreError) if the store
+        refused it (full with ``refuse_new``, or failing). Cancelling the future does not
+        un-store the event. Loop-only."""
         return self.events.generate_event(event)
 
     def generate_event_threadsafe(self, event: Event) -> Result[str, StoreError]:
+        """``generate_event`` from a worker thread: blocks until the event is
+        committed (or refused) and returns the Result. Never call it on the loop."""
         return self.events.generate_event_threadsafe(event)
 
     async def query_events(
@@ -567,6 +601,7 @@ class Proactor(ServicesInterface):
     def report_problem_threadsafe(
         self, summary: str, details: str = "", *, error: bool = True
     ) -> None:
+        """``report_problem`` from any thread (queued to the loop)."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(
                 lambda: self.report_problem(summary, details, error=error)
@@ -575,9 +610,11 @@ class Proactor(ServicesInterface):
     # -- watchdog (the daemon work adds the external side) ----------------------------------------
 
     def pat_watchdog(self, name: str) -> None:
+        """Tell the internal watchdog that monitored ``name`` is alive. Loop-only."""
         self.watchdog.pat(name)
 
     def pat_watchdog_threadsafe(self, name: str) -> None:
+        """``pat_watchdog`` from any thread."""
         self.watchdog.pat_threadsafe(name)
 
     def status_line(self) -> str:
