@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path, help="TOML config file")
     run.add_argument("--env-file", type=Path, default=Path(".env"))
     run.add_argument("--log-level", default=None, help="override logging.level")
+    run.add_argument(
+        "--log-format",
+        choices=("auto", "rich", "plain", "journal", "json"),
+        default=None,
+        help="override logging.format (auto: rich on a terminal, journal under systemd)",
+    )
 
     demo = commands.add_parser(
         "demo", help="a parent and a child gateway on a private broker, with a live view"
@@ -74,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from gwproactor.cli._run import run_command
 
-        return run_command(args.config, args.env_file, args.log_level, console)
+        return run_command(
+            args.config, args.env_file, args.log_level, console, log_format=args.log_format
+        )
     if args.command == "demo":
         from gwproactor.cli._demo import demo_command
 

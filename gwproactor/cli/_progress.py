@@ -1,7 +1,7 @@
 """A progress bar for long work in ``gwproactor run`` on a terminal: draining a backlog of
 stored events to the upstream peer after an outage (thousands of events can take a while
-on a slow uplink). Under systemd there is no terminal and the same progress goes to the
-log every ``progress_every`` acks, as ``events: N acked upstream, M pending``.
+on a slow uplink). Without a terminal the same progress goes to the log instead, every
+``reupload_log_every`` acks while a backlog of ``reupload_log_threshold`` or more drains.
 """
 
 from __future__ import annotations

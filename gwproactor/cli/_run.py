@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -12,27 +15,43 @@ from rich.markup import escape
 
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError
-from gwproactor.observe.logging_setup import setup_logging
+from gwproactor.observe.logging_setup import resolve_format, setup_logging, stream_handler
 from gwproactor.runtime.proactor import Proactor
 from gwproactor.wire.registry import default_registry
 
 
-def run_command(config: Path, env_file: Path, log_level: str | None, console: Console) -> int:
+def run_command(
+    config: Path,
+    env_file: Path,
+    log_level: str | None,
+    console: Console,
+    log_format: str | None = None,
+) -> int:
     try:
-        overrides = {"logging": {"level": log_level}} if log_level else {}
+        overrides: dict[str, Any] = {}
+        logging_overrides = {"level": log_level, "format": log_format}
+        if any(logging_overrides.values()):
+            overrides["logging"] = {k: v for k, v in logging_overrides.items() if v}
         settings = load_settings(config, env_file, **overrides)
         proactor = Proactor(settings, default_registry())
     except ConfigError as e:
         where = escape(str(config))
         console.print(f"[red]configuration error[/red] in {where}:\n{escape(str(e))}")
         return 2
+    fmt = resolve_format(settings.logging.format, sys.stdout)
+    handler: logging.Handler
+    if fmt == "rich":
+        handler = RichHandler(console=console, show_path=False)
+    else:
+        handler = stream_handler(fmt, sys.stdout)
     try:
         proactor.paths.ensure()
         handlers = setup_logging(
             settings.logging,
             proactor.paths.log_dir,
             logger=proactor.logger,
-            console=RichHandler(console=console, show_path=False),
+            console=handler,
+            root=True,
         )
     except OSError as e:
         console.print(
@@ -41,18 +60,19 @@ def run_command(config: Path, env_file: Path, log_level: str | None, console: Co
         )
         return 2
     try:
-        asyncio.run(_run(proactor, console))
+        asyncio.run(_run(proactor, console if fmt == "rich" else None))
     finally:
-        for handler in handlers:
-            proactor.logger.general.removeHandler(handler)
-            handler.close()
+        root = logging.getLogger()
+        for added in handlers:
+            root.removeHandler(added)
+            added.close()
     return 0
 
 
-async def _run(proactor: Proactor, console: Console) -> None:
+async def _run(proactor: Proactor, console: Console | None) -> None:
     """The gateway until it stops; on a terminal, a progress bar while a backlog drains."""
     progress = None
-    if console.is_terminal:
+    if console is not None and console.is_terminal:
         from gwproactor.cli._progress import show_backlog_progress
 
         progress = asyncio.create_task(show_backlog_progress(proactor, console))

@@ -209,7 +209,14 @@ class LoggingSettings(_Model):
     message_summary_level: LogLevel = "WARNING"
     lifecycle_level: LogLevel = "INFO"
     comm_event_level: LogLevel = "INFO"
-    file_enabled: bool = True
+    format: Literal["auto", "rich", "plain", "journal", "json"] = Field(
+        default="auto",
+        description="console format; auto: rich on a terminal, journal under systemd "
+        "(JOURNAL_STREAM is stdout), plain otherwise",
+    )
+    file_enabled: bool | None = Field(
+        default=None, description="the rotating file log; unset: on, except under systemd"
+    )
     file_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     file_backup_count: int = Field(default=5, ge=0)
 
@@ -283,6 +290,14 @@ class ProactorSettings(BaseModel):
         default=200, ge=1, description="events in flight upstream (the upload window)"
     )
     event_read_batch: int = Field(default=1000, ge=1, description="backlog events per read")
+    reupload_log_threshold: int = Field(
+        default=500,
+        ge=1,
+        description="a backlog this large is logged while it drains (progress, then a summary)",
+    )
+    reupload_log_every: int = Field(
+        default=1000, ge=1, description="acks between progress lines while a backlog drains"
+    )
     max_uncommitted_events: int = Field(
         default=50_000,
         ge=1,

@@ -65,6 +65,8 @@ class EventManager:
                 upstream,
                 window=settings.num_initial_event_reuploads,
                 read_batch=settings.event_read_batch,
+                progress_every=settings.reupload_log_every,
+                progress_threshold=settings.reupload_log_threshold,
                 on_progress=self._on_progress,
                 on_cleared=self._on_cleared,
                 logger=logger.getChild("uploader"),
@@ -182,7 +184,8 @@ class EventManager:
             self.hub.emit("event.acked", self.gateway, {"event_id": event_id})
 
     def _on_progress(self, acked: int, pending: int) -> None:
-        self._log.info("events: %d acked upstream, %d pending", acked, pending)
+        # Only while a large backlog drains (see Uploader): never one line per event.
+        self._log.info("re-upload: %d acked upstream, %d pending", acked, pending)
         if self.hub:
             self.hub.emit("reupload.progress", self.gateway, {"acked": acked, "pending": pending})
 

@@ -40,9 +40,11 @@ class UploaderStats:
 
 
 class Uploader:
-    """Loop-only. ``on_progress(acked_total, pending)`` is called every ``progress_every``
-    acks and when the backlog empties (for logs, status and listeners); ``on_cleared(id)``
-    once an acked event is deleted from the store."""
+    """Loop-only. While a backlog of at least ``progress_threshold`` events drains (after
+    the link becomes active), ``on_progress(acked_total, pending)`` is called every
+    ``progress_every`` acks and once when the backlog is empty, and a summary is logged;
+    in steady state (events sent as they come) nothing is logged per event.
+    ``on_cleared(id)`` is called once an acked event is deleted from the store."""
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class Uploader:
         window: int,
         read_batch: int,
         progress_every: int = 1000,
+        progress_threshold: int = 500,
         on_progress: Callable[[int, int], None] | None = None,
         on_cleared: Callable[[str], None] | None = None,
         logger: logging.Logger | None = None,
@@ -61,6 +64,7 @@ class Uploader:
         self.window = window
         self.read_batch = read_batch
         self.progress_every = progress_every
+        self.progress_threshold = progress_threshold
         self.stats = UploaderStats()
         self._on_progress = on_progress
         self._on_cleared = on_cleared
@@ -72,9 +76,11 @@ class Uploader:
         self._caught_up = False
         self._fetching = False
         self._to_clear: list[str] = []  # acked ids waiting to be deleted from the store
+        self._uncleared = 0  # acked, not yet deleted (the store's pending count lags by it)
         self._generation = 0  # bumps on every (de)activation; stale reads are dropped
         self._active = False
-        self._backlog_started: float | None = None
+        # While a large backlog drains: (monotonic start, acked total at the start).
+        self._drain: tuple[float, int] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -89,15 +95,28 @@ class Uploader:
         self._generation += 1
         self._active = True
         self._reset()
-        if self.store.pending_count:
-            self._backlog_started = time.monotonic()
-            self._log.info("re-uploading %d pending events", self.store.pending_count)
+        pending = self.store.pending_count
+        self._drain = None
+        if pending >= self.progress_threshold:
+            self._drain = (time.monotonic(), self.stats.acked)
+            self._log.info("re-uploading %d pending events", pending)
+        elif pending:
+            self._log.debug("re-uploading %d pending events", pending)
         self._pump()
 
     def link_inactive(self) -> None:
         self._generation += 1
         self._active = False
         self.stats.resent_after_reconnect += len(self._inflight)
+        if self._drain is not None:
+            started, acked_before = self._drain
+            self._log.info(
+                "re-upload paused: %d events sent in %.1f s, %d pending",
+                self.stats.acked - acked_before,
+                time.monotonic() - started,
+                max(0, self.store.pending_count - self._uncleared),
+            )
+            self._drain = None
         self._reset()
 
     def _reset(self) -> None:
@@ -126,19 +145,26 @@ class Uploader:
         self.stats.acked += 1
         # Deleted from the store in one operation per loop iteration (a burst of acks).
         self._to_clear.append(event_id)
+        self._uncleared += 1
         if len(self._to_clear) == 1:
             asyncio.get_running_loop().call_soon(self._clear)
-        if self._on_progress is not None and (
-            self.stats.acked % self.progress_every == 0
-            or (not self._inflight and not self._queue and self._caught_up)
-        ):
-            self._on_progress(self.stats.acked, self.store.pending_count)
-        if self._backlog_started is not None and not self._inflight and self._caught_up:
-            elapsed = time.monotonic() - self._backlog_started
-            self._log.info("re-upload done in %.2f s", elapsed)
-            self._backlog_started = None
+        if self._drain is not None:
+            self._drain_progress(*self._drain)
         self._pump()
         return True
+
+    def _drain_progress(self, started: float, acked_before: int) -> None:
+        done = self.stats.acked - acked_before
+        finished = not self._inflight and not self._queue and self._caught_up
+        if self._on_progress is not None and (finished or done % self.progress_every == 0):
+            pending = max(0, self.store.pending_count - self._uncleared)
+            self._on_progress(self.stats.acked, pending)
+        if finished:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            self._log.info(
+                "re-uploaded %d events in %.1f s (%.0f events/s)", done, elapsed, done / elapsed
+            )
+            self._drain = None
 
     def _clear(self) -> None:
         ids, self._to_clear = self._to_clear, []
@@ -146,6 +172,7 @@ class Uploader:
         future.add_done_callback(lambda f: self._cleared(ids, f))
 
     def _cleared(self, ids: list[str], future: asyncio.Future[Result[int, StoreError]]) -> None:
+        self._uncleared -= len(ids)
         if future.cancelled():
             return
         result = future.result()

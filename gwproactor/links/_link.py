@@ -403,7 +403,8 @@ class Link(TransportListener):
             return
         self.state = new
         self.stats.state_changes[f"{old.value}->{new.value}"] += 1
-        self.log.info("%s -> %s (%s)", old.value, new.value, event.value)
+        # The owner logs the change for the gateway (once, in the comm_event category).
+        self.log.debug("%s -> %s (%s)", old.value, new.value, event.value)
         self._owner.on_link_state(self, old, new, event)
 
     # Idle timers are lazy: sending or hearing only updates a timestamp, and the timer,

@@ -56,9 +56,9 @@ class EventStore:
     :class:`~gwproactor.errors.StateError`. Cancelling a returned future does not withdraw
     the operation: it is still applied.
 
-    Problems are logged and passed to ``on_problem(kind, detail)`` on the loop, at most one
-    per kind per batch (see :data:`ProblemCallback`); an exception from the callback is
-    logged and ignored.
+    Problems are passed to ``on_problem(kind, detail)`` on the loop, at most one per kind
+    per batch (see :data:`ProblemCallback`), which logs them; without a callback they are
+    logged here. An exception from the callback is logged and ignored.
     """
 
     def __init__(
@@ -393,9 +393,11 @@ class EventStore:
                 future.set_exception(error)
 
     def _report(self, kind: str, detail: str) -> None:
-        logger.warning("event store problem %s: %s", kind, detail)
         if self._on_problem is None:
+            logger.warning("event store problem %s: %s", kind, detail)
             return
+        # The callback logs it (a gateway's problem reporter rate-limits repeats: a full
+        # disk fails every batch, and one line per batch would flood the log).
         try:
             self._on_problem(kind, detail)
         except Exception:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
 from result import Err, Ok
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings
@@ -207,3 +209,34 @@ async def test_subscribing_a_raw_filter_twice_delivers_once() -> None:
             # The gateway no longer subscribes: the broker has nobody to deliver it to.
             assert "site/#" not in gateway.link("local").transport.subscriptions
     assert [e.topic for e in rx.events] == ["site/x", "site/y"]
+
+
+async def test_only_a_large_backlog_is_logged_while_it_drains(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Steady state writes no line per event; a backlog of at least the threshold gives
+    progress lines and one summary (the daemon's log on a device)."""
+    broker = MemoryBroker()
+    parent, child, _ = _pair(broker, reupload_log_threshold=100, reupload_log_every=40)
+    caplog.set_level(logging.INFO, logger="gwproactor")
+    async with running(child):
+        results = await asyncio.gather(*(child.generate_event(Counted(n=n)) for n in range(100)))
+        assert all(r.is_ok() for r in results)
+        with child.listener("event.acked") as acks:
+            async with running(parent):
+                await wait_until(lambda: child.store.pending_count == 0, acks, TIMEOUT)
+                drained = [r.getMessage() for r in caplog.records if "re-upload" in r.message]
+                caplog.clear()
+                # Steady state: 100 events sent as they come, no line about them.
+                for n in range(100, 200):
+                    assert (await child.generate_event(Counted(n=n))).is_ok()
+                await wait_until(lambda: child.store.pending_count == 0, acks, TIMEOUT)
+                steady = [r.getMessage() for r in caplog.records if r.name.startswith("gwproactor")]
+    assert drained[0] == "re-uploading 100 pending events"
+    assert [m for m in drained if m.startswith("re-upload: ")] == [
+        "re-upload: 40 acked upstream, 60 pending",
+        "re-upload: 80 acked upstream, 20 pending",
+        "re-upload: 100 acked upstream, 0 pending",
+    ]
+    assert drained[-1].startswith("re-uploaded 100 events in ")
+    assert steady == []
