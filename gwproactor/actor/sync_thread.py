@@ -146,6 +146,16 @@ class SyncAsyncInteractionThread(threading.Thread):
 
     # -- loop side ----------------------------------------------------------------------
 
+    def default_callbacks(
+        self, on_pat: Callable[[str], None], on_problem: Callable[[str, str], None]
+    ) -> None:
+        """Use these for patting and problem reports unless the constructor was given
+        others. Loop-only, before :meth:`start_on_loop`."""
+        if self._on_pat is None:
+            self._on_pat = on_pat
+        if self._on_problem is None:
+            self._on_problem = on_problem
+
     def start_on_loop(self) -> None:
         """Start the thread; ``join_async`` can then await its end. Loop-only."""
         self._loop = asyncio.get_running_loop()
@@ -288,10 +298,9 @@ class SyncThreadActor(Actor):
         services = self.services
         loop = asyncio.get_running_loop()
         self.thread.channel.async_writer.set_loop(loop, self._from_thread)
-        if self.thread._on_pat is None:
-            self.thread._on_pat = services.pat_watchdog_threadsafe
-        if self.thread._on_problem is None:
-            self.thread._on_problem = services.report_problem_threadsafe
+        self.thread.default_callbacks(
+            services.pat_watchdog_threadsafe, services.report_problem_threadsafe
+        )
         self.thread.start_on_loop()
 
     def stop(self) -> None:

@@ -20,9 +20,10 @@ more than the rest of the receive path together. Every other packet, and any PUB
 path does not recognise (QoS 2, properties, a topic that is not UTF-8, a packet not yet
 whole), goes to paho's parser unchanged.
 
-Only ``_sock_recv``, ``_sock_send`` and ``_sock_close`` are replaced: in paho 2.x they are
-the only places it touches its socket for data. :meth:`BufferedClient.read_packets` drives
-paho's packet parser one packet at a time, so a read budget means packets.
+Only paho's socket read, write and close are replaced: in paho 2.x they are the only places
+it touches its socket for data. :meth:`BufferedClient.read_packets` drives paho's packet
+parser one packet at a time, so a read budget means packets. Every private paho name this
+needs is reached through :class:`~gwproactor.mqtt._paho.PahoClient`, the one door to them.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from gwproactor.config import BrokerSettings
+from gwproactor.mqtt._paho import PahoClient
 
 __all__ = ("BufferedClient", "new_client")
 
 OnPublish = Callable[[str, bytes], None]
 
 
-class BufferedClient(Client):
+class BufferedClient(PahoClient):
     """A paho Client whose reads are served from :meth:`feed`. Loop-only."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -82,7 +84,7 @@ class BufferedClient(Client):
         for bytes lost in the kernel's buffer."""
         self._gw_flush_scheduled = False
         out = self._gw_out
-        sock = self._sock
+        sock = self.socket()
         if not out or sock is None:
             out.clear()
             return True
@@ -96,26 +98,26 @@ class BufferedClient(Client):
         del out[:sent]
         return not out
 
-    def _sock_send(self, buf: bytes | bytearray) -> int:
+    def sock_send(self, buf: bytes | bytearray) -> int:
         schedule = self._gw_schedule_flush
         if schedule is None or threading.get_ident() != self._gw_loop_thread:
-            return super()._sock_send(buf)  # e.g. CONNECT, written in the connect thread
+            return super().sock_send(buf)  # e.g. CONNECT, written in the connect thread
         self._gw_out += buf
         if not self._gw_flush_scheduled:
             self._gw_flush_scheduled = True
             schedule()
         return len(buf)
 
-    def _sock_close(self) -> None:
+    def sock_close(self) -> None:
         # paho closes right after writing DISCONNECT: send what is buffered first (best
         # effort, non-blocking), so a clean stop's last messages reach the broker.
-        sock = self._sock
+        sock = self.socket()
         if self._gw_out and sock is not None:
             with contextlib.suppress(OSError):  # closing anyway; the read side reports it
                 sock.send(self._gw_out)
         self._gw_out.clear()
         self._gw_flush_scheduled = False
-        super()._sock_close()
+        super().sock_close()
 
     def reset_buffer(self) -> None:
         """Forget buffered bytes (a new connection starts from nothing)."""
@@ -149,41 +151,39 @@ class BufferedClient(Client):
         is lost (paho has closed it and reported the disconnect). Stops early once
         ``paused()`` says so (the receive queue is full: backpressure)."""
         fast = self._gw_on_publish
+        v5 = self.protocol == MQTTProtocolVersion.MQTTv5
         parsed_fast = False
         try:
             for _ in range(budget):
-                if self._sock is None:
+                if self.socket() is None:
                     return False
                 if paused() or (self._gw_offset >= len(self._gw_buffer) and not self.at_end):
                     return True  # paused, or nothing left to parse (no needless read attempt)
-                if fast is not None and self._in_packet["command"] == 0 and self._publish(fast):
+                if fast is not None and not self.parsing_packet() and self._gw_publish(fast, v5):
                     parsed_fast = True
                     continue
-                rc = self._packet_read()
+                rc = self.read_one_packet()
                 if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                     return True
                 if rc > 0:
-                    self._loop_rc_handle(rc)
+                    self.handle_read_error(rc)
                     return False
             return True
         finally:
             if parsed_fast:  # paho's keepalive check reads this; paho sets it per packet
-                with self._msgtime_mutex:
-                    self._last_bytes_received = time.monotonic()
+                self.note_bytes_received(time.monotonic())
 
-    def _publish(self, deliver: OnPublish) -> bool:
+    def _gw_publish(self, deliver: OnPublish, v5: bool) -> bool:
         """Deliver one whole QoS 0/1 PUBLISH at the buffer's offset; False (nothing
         consumed) for anything else, which paho's parser then takes."""
-        parsed = _parse_publish(
-            self._gw_buffer, self._gw_offset, self._protocol == MQTTProtocolVersion.MQTTv5
-        )
+        parsed = _parse_publish(self._gw_buffer, self._gw_offset, v5)
         if parsed is None:
             return False
         topic, qos, mid, start, end = parsed
         self._gw_offset = end
         deliver(topic, self._gw_buffer[start:end])
         if qos:
-            self._send_puback(mid)
+            self.send_puback(mid)
         return True
 
     @property
@@ -196,7 +196,7 @@ class BufferedClient(Client):
         """Whether an EOF or an error waits behind the buffered bytes."""
         return self._gw_eof or self._gw_error is not None
 
-    def _sock_recv(self, bufsize: int) -> bytes:
+    def sock_recv(self, bufsize: int) -> bytes:
         buffer = self._gw_buffer
         offset = self._gw_offset
         available = len(buffer) - offset

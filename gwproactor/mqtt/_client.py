@@ -8,8 +8,9 @@ while the loop leaves the client alone (the client is not ``connected`` then, so
 publishes on it). This module owns the connection's life: connect, CONNACK, subscriptions
 and their SUBACKs, reconnects with backoff, and failover between brokers.
 
-paho is imported here and in :mod:`gwproactor.mqtt._buffered` (the client itself and its
-construction) only. A received message becomes ``(topic, payload)`` at once and goes to the
+paho is imported here, in :mod:`gwproactor.mqtt._buffered` (the client itself and its
+construction) and in :mod:`gwproactor.mqtt._paho` (the one door to paho's private parts).
+A received message becomes ``(topic, payload)`` at once and goes to the
 :class:`~gwproactor.mqtt._types.TransportListener`.
 """
 
@@ -139,6 +140,11 @@ class MQTTClientWrapper:
     @property
     def all_subscribed(self) -> bool:
         return self._connected and not self._pending_subacks
+
+    def use_executor(self, executor: Executor) -> None:
+        """Run the blocking connects (and failback probes) in ``executor``; before
+        :meth:`start`."""
+        self._executor = executor
 
     def start(self) -> None:
         """Begin connecting (and keep the connection up) as a task on the running loop."""

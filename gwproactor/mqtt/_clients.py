@@ -71,7 +71,7 @@ class MQTTClients:
                 max_workers=max(1, len(self.clients)), thread_name_prefix="mqtt-connect"
             )
             for client in self.clients.values():
-                client._executor = self._executor
+                client.use_executor(self._executor)
         return self._executor
 
     def client(self, name: str) -> MQTTClientWrapper:

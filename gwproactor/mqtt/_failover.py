@@ -18,6 +18,7 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from gwproactor.config import BrokerSettings
+from gwproactor.mqtt._paho import close_all
 
 __all__ = ("BrokerSelector", "probe_broker")
 
@@ -97,5 +98,5 @@ def probe_broker(broker: BrokerSettings, client_id: str) -> bool:
         return False
     finally:
         client.disconnect()
-        client._reset_sockets()  # paho has no public close(); this is what its __del__ calls
+        close_all(client)
     return accepted.is_set()

@@ -188,7 +188,7 @@ class LoopIO:
         self.detach()
         client = self.client
         if client is not None and client.socket() is not None:
-            client._sock_close()
+            client.close_socket()
 
     # -- keepalive ----------------------------------------------------------------------------
 

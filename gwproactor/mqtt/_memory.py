@@ -36,13 +36,13 @@ class MemoryBroker:
     def stop(self) -> None:
         self.up = False
         for transport in list(self._connected):
-            transport._lose("broker stopped")
+            transport.lose("broker stopped")
 
     def start(self) -> None:
         self.up = True
         waiting, self._waiting = self._waiting, set()
         for transport in waiting:
-            transport._schedule_connect()
+            transport.schedule_connect()
 
     def release_subacks(self, count: int | None = None) -> int:
         """Send held SUBACKs, oldest first; returns how many were released."""
@@ -50,7 +50,7 @@ class MemoryBroker:
         while self._held and (count is None or released < count):
             transport, topic = self._held.popleft()
             if transport in self._connected:
-                transport._suback(topic)
+                transport.suback(topic)
             released += 1
         return released
 
@@ -58,30 +58,36 @@ class MemoryBroker:
     def held_subacks(self) -> int:
         return len(self._held)
 
-    def _connect(self, transport: MemoryTransport) -> bool:
+    # -- transport side: called by MemoryTransport ------------------------------------------
+
+    def admit(self, transport: MemoryTransport) -> bool:
         if not self.up:
             self._waiting.add(transport)
             return False
         self._connected.add(transport)
         return True
 
-    def _disconnect(self, transport: MemoryTransport) -> None:
+    def forget(self, transport: MemoryTransport) -> None:
         self._connected.discard(transport)
         self._waiting.discard(transport)
 
-    def _subscribe(self, transport: MemoryTransport, topic: str) -> None:
+    def subscribe(self, transport: MemoryTransport, topic: str) -> None:
         if self.hold_subacks:
             self._held.append((transport, topic))
         else:
-            asyncio.get_running_loop().call_soon(transport._suback, topic)
+            asyncio.get_running_loop().call_soon(transport.suback, topic)
+
+    def wait_for_start(self, transport: MemoryTransport) -> None:
+        """Connect ``transport`` at the next :meth:`start`."""
+        self._waiting.add(transport)
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Deliver to every connected transport with a matching subscription."""
         self.published.append((topic, payload))
         loop = asyncio.get_running_loop()
         for transport in self._connected:
-            if transport._matches(topic):
-                loop.call_soon(transport._deliver, topic, payload)
+            if transport.matches(topic):
+                loop.call_soon(transport.deliver, topic, payload)
 
 
 class MemoryTransport:
@@ -123,19 +129,19 @@ class MemoryTransport:
 
     def start(self) -> None:
         self._started = True
-        self._schedule_connect()
+        self.schedule_connect()
 
     async def stop(self) -> None:
         self._started = False
         if self._connected:
-            self._lose("stopped")
-        self.broker._disconnect(self)
+            self.lose("stopped")
+        self.broker.forget(self)
 
     def subscribe(self, topic: str, qos: QOS) -> None:
         self._subscriptions[topic] = qos
         if self._connected:
             self._pending.add(topic)
-            self.broker._subscribe(self, topic)
+            self.broker.subscribe(self, topic)
 
     def unsubscribe(self, topic: str) -> None:
         self._subscriptions.pop(topic, None)
@@ -158,15 +164,15 @@ class MemoryTransport:
 
     def request_reconnect(self) -> None:
         if self._connected:
-            self._lose("reconnect requested")
+            self.lose("reconnect requested")
 
-    # -- broker side ----------------------------------------------------------------------
+    # -- broker side: called by MemoryBroker -----------------------------------------------
 
-    def _schedule_connect(self) -> None:
+    def schedule_connect(self) -> None:
         asyncio.get_running_loop().call_soon(self._try_connect)
 
     def _try_connect(self) -> None:
-        if not self._started or self._connected or not self.broker._connect(self):
+        if not self._started or self._connected or not self.broker.admit(self):
             return
         self._connected = True
         self.stats.connects += 1
@@ -176,31 +182,31 @@ class MemoryTransport:
         self._pending = set(self._subscriptions)
         self._listener.on_transport_connected()
         for topic in list(self._pending):
-            self.broker._subscribe(self, topic)
+            self.broker.subscribe(self, topic)
 
-    def _lose(self, reason: str) -> None:
+    def lose(self, reason: str) -> None:
         if not self._connected:
             return
         self._connected = False
         self._pending.clear()
         self._buffer.clear()
-        self.broker._disconnect(self)
+        self.broker.forget(self)
         self.stats.disconnects += 1
         self._listener.on_transport_disconnected(reason)
         if self._started:
-            self.broker._waiting.add(self)
+            self.broker.wait_for_start(self)
             if self.broker.up:
                 self.broker.start()
 
-    def _suback(self, topic: str) -> None:
+    def suback(self, topic: str) -> None:
         if topic in self._pending:
             self._pending.discard(topic)
             self._listener.on_transport_suback(topic, True)
 
-    def _matches(self, topic: str) -> bool:
+    def matches(self, topic: str) -> bool:
         return any(topic_matches_sub(sub, topic) for sub in self._subscriptions)
 
-    def _deliver(self, topic: str, payload: bytes) -> None:
+    def deliver(self, topic: str, payload: bytes) -> None:
         if not self._connected:
             return
         if self._paused:

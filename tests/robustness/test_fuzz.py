@@ -24,6 +24,7 @@ from result import Err, Ok
 
 from gwproactor import BrokerSettings, Proactor
 from gwproactor.errors import DecodeError, InvalidNameError
+from gwproactor.mqtt._paho import close_all
 from gwproactor.wire.codec import JsonCodec
 from gwproactor.wire.message import AnyEvent, Message
 from gwproactor.wire.names import (
@@ -435,7 +436,7 @@ def _vandal(port: int, items: list[tuple[str, bytes]]) -> None:
             client.loop(0.1)
     finally:
         client.disconnect()
-        client._reset_sockets()  # what close_client does, without a network thread
+        close_all(client)  # what close_client does, without a network thread
 
 
 @pytest.mark.broker

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from paho.mqtt.client import Client
 
+from gwproactor.mqtt._paho import close_all
+
 __all__ = ("close_client",)
 
 
@@ -16,4 +18,4 @@ def close_client(client: Client) -> None:
     """
     client.disconnect()
     client.loop_stop()
-    client._reset_sockets()  # paho has no public close(); this is what its __del__ calls
+    close_all(client)

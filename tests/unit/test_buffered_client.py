@@ -19,6 +19,7 @@ from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gwproactor.mqtt._buffered import BufferedClient
+from gwproactor.mqtt._paho import attach_socket
 
 Delivery = tuple[str, bytes]
 
@@ -53,7 +54,7 @@ class Harness:
         self.client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="t", protocol=protocol)
         self.ours, self.theirs = socket.socketpair()
         self.theirs.setblocking(False)
-        self.client._sock = self.ours
+        attach_socket(self.client, self.ours)
         self.client.buffer_writes(lambda: None)
         self.fast: list[Delivery] = []
         self.slow: list[Delivery] = []
