@@ -23,6 +23,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gwproactor.config import BrokerSettings
 from gwproactor.mqtt._buffered import BufferedClient
 from gwproactor.mqtt._loop_io import LoopIO
+from gwproactor.mqtt._paho import attach_socket
 
 BAD_PACKET = b"\x00\x00"  # command 0 is reserved: paho reports a protocol error
 PINGRESP = b"\xd0\x00"
@@ -64,7 +65,7 @@ async def test_drain_stops_once_the_connection_is_lost_mid_buffer(
         io.detach()  # what MQTTClientWrapper does on a lost connection
 
     client.on_disconnect = on_disconnect
-    client._sock = ours
+    attach_socket(client, ours)
     io.client = client
     io.loop = asyncio.get_running_loop()
     io.attach(client, BrokerSettings())
