@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -186,3 +188,55 @@ async def reupload_parent(cfg: Json) -> Json:
             return {"events_received": proactor.stats.events_received}
         finally:
             await proactor.stop_and_join()
+
+
+def fsync_latency_us(directory: Path, count: int = 200) -> float:
+    """Median µs of appending 4 KiB to a file and ``fdatasync``-ing it (what a WAL commit
+    with ``synchronous=FULL`` costs the disk), in ``directory``."""
+    path = directory / "fsync-probe"
+    block = b"x" * 4096
+    times: list[int] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(count):
+            os.write(fd, block)
+            started = time.perf_counter_ns()
+            os.fdatasync(fd)
+            times.append(time.perf_counter_ns() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(times) / 1e3
+
+
+async def events_awaited(cfg: Json) -> Json:
+    """``count`` events generated one at a time, each awaited before the next (as a typical
+    actor writes it): the rate, CPU per event, and the disk's fsync latency next to them."""
+    missing = api_missing()
+    if missing:
+        return {"pending": missing}
+    count = cfg["count"]
+    with _state_dir(cfg) as tmp:
+        proactor = Proactor(_settings(CHILD, Path(tmp), {}), MessageRegistry(BenchEvent))
+        await proactor.start()
+        try:
+            for event in _events(min(count // 10, 100), "warm"):
+                await proactor.generate_event(event)
+            events = _events(count, "awaited")
+            failures = 0
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            for event in events:
+                if not isinstance(await proactor.generate_event(event), Ok):
+                    failures += 1
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        finally:
+            await proactor.stop_and_join()
+        fsync_us = fsync_latency_us(Path(tmp))
+    return {
+        "count": count,
+        "failures": failures,
+        "rate": count / wall,
+        "wall_us_per_event": wall / count * 1e6,
+        "cpu_us_per_event": cpu / count * 1e6,
+        "fsync_us": fsync_us,
+    }

@@ -24,7 +24,9 @@ from _bench_wire import (
     Tally,
     emit,
     monotonic_ns,
+    raw_filters,
     rss_kib,
+    sent_ns_of,
     wait_command,
 )
 from result import Ok, Result
@@ -71,6 +73,16 @@ class Counter(Communicator):
         return Ok(None)
 
 
+class RawCounter(Counter):
+    """Counts raw messages (``RawMessage``: the bytes as they came) into a :class:`Tally`."""
+
+    def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        sent_ns = sent_ns_of(message.payload.payload) if self.tally.latency else 0
+        if self.tally.hit(monotonic_ns(), sent_ns):
+            self.done.set()
+        return Ok(None)
+
+
 class Publisher(Communicator):
     """An actor that only publishes (the benchmark drives it from a task)."""
 
@@ -82,10 +94,13 @@ def bench_settings(cfg: Json, qos: int, links: dict[str, str] | None = None) -> 
     """Settings of the gateway ``parent``: one downstream link per ``{link name: peer}``,
     its state (store, logs) in the worker's own ``state_dir``."""
     broker = BrokerSettings(port=cfg["port"], reconnect_min_seconds=0.05)
+    extra: Json = {}
+    if "dedup_window" in cfg:
+        extra["dedup_window"] = cfg["dedup_window"]
     return ProactorSettings(
         name=PARENT,
         links={
-            name: LinkSettings(peer=peer, role="downstream", broker=broker, qos=QOS(qos))
+            name: LinkSettings(peer=peer, role="downstream", broker=broker, qos=QOS(qos), **extra)
             for name, peer in (links or {CHILD: CHILD}).items()
         },
         paths=PathSettings(state_dir=Path(cfg["state_dir"])),
@@ -103,6 +118,33 @@ def _settled(names: set[str]) -> Callable[[CommEvent], bool]:
     return predicate
 
 
+def dedup_cost_ns(size: int, count: int = 200_000) -> float:
+    """ns per ``DedupWindow.seen`` of a new id on a full window of ``size`` (best of 3),
+    less the cost of the same loop calling a no-op; thread CPU time, so that other processes
+    taking the CPU do not count."""
+    from gwproactor.links import DedupWindow
+
+    def noop(_: str) -> bool:
+        return False
+
+    ids = [f"fresh-{i}" for i in range(count)]
+
+    def timed(seen: Callable[[str], bool]) -> float:
+        started = time.thread_time_ns()
+        for message_id in ids:
+            seen(message_id)
+        return (time.thread_time_ns() - started) / count
+
+    best = float("inf")
+    for _ in range(3):
+        window = DedupWindow(size)
+        for i in range(size):
+            window.seen(f"old-{i}")
+        best = min(best, timed(window.seen) - timed(noop))
+        ids = [f"{message_id}+" for message_id in ids]  # new objects, hashes not cached
+    return best
+
+
 async def start_subscribed(proactor: Proactor, timeout: float = 30.0) -> None:
     """Start ``proactor`` and return once every link has all its subscriptions acked."""
     with proactor.listener("link.state") as states:
@@ -111,14 +153,27 @@ async def start_subscribed(proactor: Proactor, timeout: float = 30.0) -> None:
 
 
 async def receive_gw(cfg: Json) -> Json:
-    """gwproactor receiving: link → decode → receive queue → dispatch → counting actor."""
+    """gwproactor receiving: link → decode → receive queue → dispatch → counting actor.
+
+    With ``raw_filters`` N: the actor subscribes to N raw filters on the link instead (one
+    of them matches :data:`RAW_TOPIC`, what the publisher then sends) and gets RawMessages.
+    With ``dedup_window``: the link remembers that many ids, and its window is filled with
+    other ids before the burst, so that every message of the burst evicts one."""
     tally = Tally(cfg["count"], latency=cfg["mode"] == "latency")
     proactor = Proactor(bench_settings(cfg, cfg["qos"]), MessageRegistry(BenchReading))
-    counter = Counter(proactor, tally)
+    filters = cfg.get("raw_filters", 0)
+    counter = (RawCounter if filters else Counter)(proactor, tally)
     proactor.add_communicator(counter)
     proactor.route(MESSAGE_TYPE, counter.name)
     try:
+        # Made before the start: "subscribed" then includes every raw filter.
+        for topic_filter in raw_filters(filters):
+            proactor.subscribe_raw(CHILD, topic_filter, counter.name)
         await start_subscribed(proactor)
+        if "dedup_window" in cfg:
+            window: Any = getattr(proactor.link(CHILD), "_dedup")  # noqa: B009
+            for i in range(cfg["dedup_window"]):
+                window.seen(f"prefill-{i}")
         emit("READY", {"tcp_nodelay": proactor.link(CHILD).settings.broker.tcp_nodelay})
         idle = cfg.get("idle_timeout", 20.0)
         last = -1
@@ -132,6 +187,8 @@ async def receive_gw(cfg: Json) -> Json:
         result["duplicates"] = link_stats.duplicates
         result["queue_high_water"] = proactor.stats.queue_high_water
         result["queue_pauses"] = proactor.stats.queue_pauses
+        if "dedup_window" in cfg:
+            result["dedup_ns_per_id"] = dedup_cost_ns(cfg["dedup_window"])
         return result
     finally:
         await proactor.stop_and_join()

@@ -241,7 +241,7 @@ def receive_paho(cfg: Json) -> Json:
 
     def on_connect(client: Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
         _nodelay(client)
-        client.subscribe(TOPIC_UP, qos)
+        client.subscribe(cfg.get("topic", TOPIC_UP), qos)
 
     def on_subscribe(_c: Client, _u: Any, _mid: int, _rc: Any, _p: Any) -> None:
         emit("READY", {"tcp_nodelay": True})

@@ -31,6 +31,8 @@ TOPIC_UP = f"gw/{CHILD}/to/{PARENT}/{MESSAGE_TYPE}"
 """Child to parent: what the receive and latency workloads publish."""
 TOPIC_DOWN = f"gw/{PARENT}/to/{CHILD}/{MESSAGE_TYPE}"
 """Parent to child: what the publish workload publishes."""
+RAW_TOPIC = "bench/site/dev0/reading"
+"""Outside gw/: what the raw-routing workload publishes (the envelope bytes, not decoded)."""
 SENT_NS_KEY = b'"sent_ns":'
 
 Json = dict[str, Any]
@@ -62,6 +64,11 @@ def envelope(
     if pad < 0:
         raise ValueError(f"envelope fields too long by {-pad} bytes")
     return (head + "x" * pad + _ENVELOPE_TAIL).encode()
+
+
+def raw_filters(count: int) -> list[str]:
+    """``count`` raw filters of which exactly one (the first) matches :data:`RAW_TOPIC`."""
+    return [f"bench/site/dev{i}/+" for i in range(count)]
 
 
 def message_ids(count: int) -> Iterator[str]:

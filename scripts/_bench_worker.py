@@ -47,11 +47,12 @@ def _async_role(name: str) -> AsyncRole | None:
             "publish-gw": _bench_gw.publish_gw,
             "start-gw": _bench_gw.start_gw,
         }[name]
-    if name in ("events-burst", "reupload-child", "reupload-parent"):
+    if name in ("events-burst", "events-awaited", "reupload-child", "reupload-parent"):
         import _bench_events
 
         return {
             "events-burst": _bench_events.events_burst,
+            "events-awaited": _bench_events.events_awaited,
             "reupload-child": _bench_events.reupload_child,
             "reupload-parent": _bench_events.reupload_parent,
         }[name]

@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/profile_receive.py                 # QoS0, 50,000 messages
     .venv/bin/python scripts/profile_receive.py --qos 1 --count 20000 --top 30
+    .venv/bin/python scripts/profile_receive.py --raw-filters 1000   # raw-topic routing
+    .venv/bin/python scripts/profile_receive.py --dedup-window 65536 # a full dedup window
 
 Starts a private mosquitto on a free loopback port, then runs the benchmark's gwproactor
 receiver (link → decode → receive queue → dispatch → counting actor) twice, each time fed a
@@ -37,7 +39,7 @@ for _path in (str(SCRIPTS), str(REPO)):
         sys.path.insert(0, _path)
 
 from _bench_procs import BenchError, Workers  # noqa: E402
-from _bench_wire import Json  # noqa: E402
+from _bench_wire import RAW_TOPIC, Json  # noqa: E402
 
 from tests.support.mosquitto import Mosquitto, MosquittoError  # noqa: E402
 
@@ -51,21 +53,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=25, help="rows per listing")
     parser.add_argument("--no-py-spy", action="store_true", help="cProfile only")
     parser.add_argument("--rate", type=int, default=997, help="py-spy samples per second")
+    parser.add_argument(
+        "--raw-filters", type=int, default=0, help="receive on a raw topic with N raw filters"
+    )
+    parser.add_argument(
+        "--dedup-window", type=int, default=0, help="a full de-duplication window of N ids"
+    )
     return parser.parse_args(argv)
+
+
+_EXTRA: Json = {}  # the receiver's and publisher's options from the command line
 
 
 def receive(
     workers: Workers, port: int, qos: int, count: int, profile: Path | None
 ) -> tuple[Json, int]:
     """Run one receiver (optionally under cProfile) fed by a burst; (result, its pid)."""
-    cfg: Json = {"port": port, "qos": qos, "count": count, "mode": "throughput"}
+    cfg: Json = {"port": port, "qos": qos, "count": count, "mode": "throughput", **_EXTRA}
     if profile is not None:
         cfg["profile"] = str(profile)
     receiver = workers.spawn("receive-gw", cfg)
     receiver.expect("READY", _TIMEOUT_S)
-    publisher = workers.spawn("publish-burst", {"port": port, "qos": qos, "count": count})
+    publisher = workers.spawn("publish-burst", _burst(port, qos, count))
     publisher.result(_TIMEOUT_S)
     return receiver.result(_TIMEOUT_S), receiver.process.pid
+
+
+def _burst(port: int, qos: int, count: int) -> Json:
+    cfg: Json = {"port": port, "qos": qos, "count": count}
+    if _EXTRA.get("raw_filters"):
+        cfg["topic"] = RAW_TOPIC
+    return cfg
 
 
 def print_cprofile(path: Path, top: int) -> None:
@@ -83,7 +101,7 @@ def run_py_spy(
     py_spy: str, workers: Workers, port: int, qos: int, count: int, rate: int, out: Path
 ) -> Json | None:
     """Sample a receiver with ``py-spy record --format raw`` while it works."""
-    cfg: Json = {"port": port, "qos": qos, "count": count, "mode": "throughput"}
+    cfg: Json = {"port": port, "qos": qos, "count": count, "mode": "throughput", **_EXTRA}
     receiver = workers.spawn("receive-gw", cfg)
     receiver.expect("READY", _TIMEOUT_S)
     spy = subprocess.Popen(
@@ -104,7 +122,7 @@ def run_py_spy(
         stderr=subprocess.PIPE,
     )
     try:
-        publisher = workers.spawn("publish-burst", {"port": port, "qos": qos, "count": count})
+        publisher = workers.spawn("publish-burst", _burst(port, qos, count))
         publisher.result(_TIMEOUT_S)
         result = receiver.result(_TIMEOUT_S)
         _, err = spy.communicate(timeout=30)
@@ -167,6 +185,10 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.raw_filters:
+        _EXTRA["raw_filters"] = args.raw_filters
+    if args.dedup_window:
+        _EXTRA["dedup_window"] = args.dedup_window
     # Explicitly, also for SIGINT: a shell starts background jobs with SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _raise_interrupt)

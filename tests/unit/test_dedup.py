@@ -37,10 +37,10 @@ def _ns_per_new_id(size: int, count: int, repeats: int = 3) -> float:
             window.seen(f"{prefix}{i}")
         fresh = [f"{prefix}new-{i}" for i in range(count)]
         seen = window.seen
-        started = time.perf_counter_ns()
+        started = time.thread_time_ns()
         for message_id in fresh:
             seen(message_id)
-        best = min(best, (time.perf_counter_ns() - started) / count)
+        best = min(best, (time.thread_time_ns() - started) / count)
     return best
 
 
