@@ -112,11 +112,13 @@ class BrokerSettings(_Model):
         "cannot carry dots in topic levels (RabbitMQ, nats-server < 2.10); both ends of a "
         "link must agree",
     )
-    max_inflight: int = Field(
-        default=0,
+    max_inflight: int | None = Field(
+        default=None,
         ge=0,
-        description="paho's limit on unacknowledged QoS 1 publishes (0: none). The event "
-        "uploader has its own window; with a limit paho scans all held messages per PUBACK",
+        description="paho's limit on unfinished QoS 1/2 publishes. None: MQTT 5, the "
+        "broker's Receive Maximum (65,535 if its CONNACK names none); MQTT 3.1.1, 20 on a "
+        "link at QoS 2 (mosquitto's default max_inflight_messages: it ignores QoS 2 "
+        "publishes past it, which then never finish) and no limit at QoS 1. 0: no limit",
     )
     session_expiry_seconds: int = Field(
         default=86_400, ge=0, description="MQTT 5 persistent session lifetime (clean_session off)"

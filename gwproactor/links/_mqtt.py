@@ -31,6 +31,7 @@ def mqtt_transport_factory(
             will=(link.status_topic, presence_payload(gateway, False))
             if settings.uses_presence
             else None,
+            qos=link.qos,
             stats=link.stats,
             logger=logger.child(f"mqtt.{link.name}"),
         )

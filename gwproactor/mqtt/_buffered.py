@@ -41,9 +41,16 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from gwproactor.config import BrokerSettings
 from gwproactor.mqtt._paho import PahoClient
 
-__all__ = ("BufferedClient", "new_client")
+__all__ = ("QOS2_MAX_INFLIGHT", "RECEIVE_MAXIMUM_ABSENT", "BufferedClient", "new_client")
 
 OnPublish = Callable[[str, bytes], None]
+
+QOS2_MAX_INFLIGHT = 20
+"""paho's in-flight limit at QoS 2 on MQTT 3.1.1 (no Receive Maximum there): mosquitto's
+default ``max_inflight_messages``; it silently ignores QoS 2 publishes past it."""
+
+RECEIVE_MAXIMUM_ABSENT = 65_535
+"""MQTT 5: a CONNACK without Receive Maximum means this many."""
 
 
 class BufferedClient(PahoClient):
@@ -71,6 +78,11 @@ class BufferedClient(PahoClient):
         once per burst and must arrange a :meth:`flush` soon (``loop.call_soon``)."""
         self._gw_schedule_flush = schedule_flush
         self._gw_loop_thread = threading.get_ident()
+
+    def limit_inflight(self, limit: int) -> None:
+        """paho's in-flight limit, set at CONNACK time (paho's own setter refuses once the
+        socket is open). Call it before anything is published on the connection."""
+        self._max_inflight_messages = limit
 
     @property
     def unsent(self) -> int:
@@ -277,7 +289,9 @@ def new_client(
         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
     )
     client.connect_timeout = settings.connect_timeout_seconds
-    client.max_inflight_messages_set(settings.max_inflight)
+    if settings.max_inflight is not None:
+        client.max_inflight_messages_set(settings.max_inflight)
+    # else: the wrapper sets it at CONNACK (see MQTTClientWrapper._on_connect)
     if settings.username is not None:
         client.username_pw_set(
             settings.username,

@@ -38,7 +38,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gwproactor.config import QOS, BrokerSettings
-from gwproactor.mqtt._buffered import BufferedClient, new_client
+from gwproactor.mqtt._buffered import (
+    QOS2_MAX_INFLIGHT,
+    RECEIVE_MAXIMUM_ABSENT,
+    BufferedClient,
+    new_client,
+)
 from gwproactor.mqtt._failover import BrokerSelector, probe_broker
 from gwproactor.mqtt._loop_io import LoopIO
 from gwproactor.mqtt._types import Backoff, TransportListener
@@ -69,6 +74,7 @@ class MQTTClientWrapper:
         failover_after_seconds: float = 10.0,
         failback_check_seconds: float = 30.0,
         will: tuple[str, bytes] | None = None,
+        qos: QOS = QOS.AtLeastOnce,
         executor: Executor | None = None,
         stats: LinkStats | None = None,
         logger: logging.Logger | None = None,
@@ -77,6 +83,7 @@ class MQTTClientWrapper:
         self._selector = BrokerSelector([settings, *fallback_brokers], failover_after_seconds)
         self.failback_check_seconds = failback_check_seconds
         self._will = will
+        self.qos = qos  # the link's: sets paho's in-flight limit on MQTT 3.1.1
         self.client_id = client_id
         self._listener = listener
         self._executor = executor
@@ -378,7 +385,7 @@ class MQTTClientWrapper:
         _userdata: Any,
         flags: ConnectFlags,
         reason_code: ReasonCode,
-        _properties: Properties | None,
+        properties: Properties | None,
     ) -> None:
         connack = self._connack
         if reason_code.is_failure:
@@ -395,6 +402,8 @@ class MQTTClientWrapper:
             self._log.debug(
                 "dropped %d unacknowledged publishes of the last connection", len(dropped)
             )
+        if self.settings.max_inflight is None and isinstance(client, BufferedClient):
+            client.limit_inflight(self._inflight_limit(properties))
         self._connected = True
         self.stats.connects += 1
         if self._ever_connected:
@@ -409,6 +418,15 @@ class MQTTClientWrapper:
         if connack is not None and not connack.done():
             connack.set_result(True)
         self._listener.on_transport_connected()
+
+    def _inflight_limit(self, connack: Properties | None) -> int:
+        """MQTT 5: the broker's Receive Maximum (more unfinished publishes than that is a
+        protocol error; mosquitto silently ignores the QoS 2 ones). MQTT 3.1.1 names no
+        limit: 20 for a QoS 2 link (mosquitto's default), none at QoS 1, where a limit would
+        only hold events back while their ack timers run."""
+        if self.settings.protocol == "5":
+            return int(getattr(connack, "ReceiveMaximum", RECEIVE_MAXIMUM_ABSENT))
+        return QOS2_MAX_INFLIGHT if self.qos >= QOS.ExactlyOnce else 0
 
     def _on_disconnect(
         self,

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from gwproactor.config import BrokerSettings
+from gwproactor.config import QOS, BrokerSettings
 from gwproactor.mqtt._client import MQTTClientWrapper
 from gwproactor.mqtt._types import TransportListener
 from gwproactor.observe.stats import LinkStats
@@ -39,6 +39,7 @@ class MQTTClients:
         failover_after_seconds: float = 10.0,
         failback_check_seconds: float = 30.0,
         will: tuple[str, bytes] | None = None,
+        qos: QOS = QOS.AtLeastOnce,
         stats: LinkStats | None = None,
         logger: logging.Logger | None = None,
     ) -> MQTTClientWrapper:
@@ -55,6 +56,7 @@ class MQTTClients:
             failover_after_seconds=failover_after_seconds,
             failback_check_seconds=failback_check_seconds,
             will=will,
+            qos=qos,
             stats=stats,
             logger=logger,
         )
