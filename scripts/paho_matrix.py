@@ -5,7 +5,8 @@ every paho release the version range admits must be tested, not only the one pip
 to install. For each of the two releases (one run when they are the same) this installs
 paho alone into a small cached directory, ``.venv/paho-matrix/<version>`` (``pip install
 --no-deps --target``, once), and runs the MQTT unit tests and two short real-broker tests
-with that directory first on ``PYTHONPATH``: everything else (gwproactor itself, pytest,
+(a reconnect, and a failover and failback over TLS) with that directory first on
+``PYTHONPATH``: everything else (gwproactor itself, pytest,
 pydantic...) comes from the project's venv, so each "venv" of the matrix is paho alone,
 a few hundred kilobytes, and a cached run takes seconds.
 
@@ -35,6 +36,7 @@ TESTS = (
     "tests/unit/test_buffered_client.py",
     "tests/integration/test_pair.py::test_typed_messages_both_ways_routed_to_named_actors",
     "tests/integration/test_pair.py::test_broker_restart_both_reconnect_and_traffic_resumes",
+    "tests/integration/test_tls.py::test_failover_and_failback_over_tls_without_hostname_check",
 )
 
 

@@ -36,9 +36,10 @@ from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt.client import Client, MQTTMessage
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 
 from gwproactor.config import BrokerSettings
+from gwproactor.mqtt._factory import new_paho_client
 from gwproactor.mqtt._paho import PahoClient
 
 __all__ = ("QOS2_MAX_INFLIGHT", "RECEIVE_MAXIMUM_ABSENT", "BufferedClient", "new_client")
@@ -78,11 +79,6 @@ class BufferedClient(PahoClient):
         once per burst and must arrange a :meth:`flush` soon (``loop.call_soon``)."""
         self._gw_schedule_flush = schedule_flush
         self._gw_loop_thread = threading.get_ident()
-
-    def limit_inflight(self, limit: int) -> None:
-        """paho's in-flight limit, set at CONNACK time (paho's own setter refuses once the
-        socket is open). Call it before anything is published on the connection."""
-        self._max_inflight_messages = limit
 
     @property
     def unsent(self) -> int:
@@ -278,38 +274,11 @@ def new_client(
     will: tuple[str, bytes] | None,
     deliver: OnPublish,
 ) -> BufferedClient:
-    """A client for one broker: protocol, session, credentials, TLS, a retained will
-    (``(wire topic, payload)``), and every received message delivered as
+    """The link's client for one broker (built by
+    :func:`~gwproactor.mqtt._factory.new_paho_client`, like the failover probe), with a
+    retained will (``(wire topic, payload)``), and every received message delivered as
     ``deliver(topic, payload)`` with dot-escaped ``gw/`` topics restored."""
-    v5 = settings.protocol == "5"
-    client = BufferedClient(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        clean_session=None if v5 else settings.clean_session,
-        protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-    )
-    client.connect_timeout = settings.connect_timeout_seconds
-    if settings.max_inflight is not None:
-        client.max_inflight_messages_set(settings.max_inflight)
-    # else: the wrapper sets it at CONNACK (see MQTTClientWrapper._on_connect)
-    if settings.username is not None:
-        client.username_pw_set(
-            settings.username,
-            settings.password.get_secret_value() if settings.password else None,
-        )
-    tls = settings.tls
-    if tls.enabled:
-        client.tls_set(
-            ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
-            certfile=str(tls.certfile) if tls.certfile else None,
-            keyfile=str(tls.keyfile) if tls.keyfile else None,
-            keyfile_password=(
-                tls.keyfile_password.get_secret_value() if tls.keyfile_password else None
-            ),
-        )
-        client.tls_insecure_set(not tls.check_hostname)
-    if will is not None:
-        client.will_set(will[0], will[1], qos=1, retain=True)
+    client = new_paho_client(settings, client_id, BufferedClient, will=will)
     escape = settings.topic_dot_escape
 
     def unescaped(topic: str, payload: bytes) -> None:

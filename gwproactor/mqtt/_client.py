@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
 import threading
 from collections.abc import Sequence
@@ -329,14 +328,8 @@ class MQTTClientWrapper:
             return False
         finally:
             client.on_socket_register_write = None
-        sock = client.socket()
-        if sock is None:
+        if client.socket() is None:
             return False
-        if settings.tcp_nodelay and isinstance(sock, socket.socket):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError as e:  # e.g. a unix socket; harmless
-                self._log.debug("TCP_NODELAY not set: %s", e)
         self._io.attach(client, settings)
         try:
             return await asyncio.wait_for(

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from paho.mqtt.client import Client
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
 from gwproactor.config import BrokerSettings
+from gwproactor.mqtt._factory import new_paho_client
 from gwproactor.mqtt._paho import close_all
 
 __all__ = ("BrokerSelector", "probe_broker")
@@ -70,22 +71,11 @@ class BrokerSelector:
 
 def probe_broker(broker: BrokerSettings, client_id: str) -> bool:
     """Blocking (run it in an executor): whether ``broker`` accepts an MQTT connection
-    within its connect timeout. Uses its own client, so the link's connection is untouched."""
-    client = Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.connect_timeout = broker.connect_timeout_seconds
-    if broker.username is not None:
-        password = broker.password.get_secret_value() if broker.password else None
-        client.username_pw_set(broker.username, password)
-    if broker.tls.enabled:
-        tls = broker.tls
-        client.tls_set(
-            ca_certs=str(tls.ca_certs) if tls.ca_certs else None,
-            certfile=str(tls.certfile) if tls.certfile else None,
-            keyfile=str(tls.keyfile) if tls.keyfile else None,
-            keyfile_password=tls.keyfile_password.get_secret_value()
-            if tls.keyfile_password
-            else None,
-        )
+    within its connect timeout. Its own throwaway client, built like the link's
+    (:func:`~gwproactor.mqtt._factory.new_paho_client`: same protocol, credentials, TLS and
+    hostname check, socket options), so the link's connection is untouched and the probe
+    fails only where the link would."""
+    client = new_paho_client(broker, client_id, Client, throwaway=True)
     accepted = threading.Event()
     client.on_connect = lambda _c, _u, _f, reason, _p: None if reason.is_failure else accepted.set()
     deadline = time.monotonic() + broker.connect_timeout_seconds

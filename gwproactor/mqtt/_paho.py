@@ -57,6 +57,8 @@ PRIVATE_NAMES: dict[str, str] = {
     "_last_bytes_received": "keepalive: paho sets it per packet it parses; the short "
     "PUBLISH path sets it too, or paho would count a busy link as silent",
     "_send_puback": "acknowledges a QoS 1 PUBLISH the short path delivered, as paho would",
+    "_max_inflight_messages": "the in-flight limit, set at CONNACK from the broker's Receive "
+    "Maximum (paho's max_inflight_messages_set refuses once the socket is open)",
 }
 
 #: Public paho names that older 2.x releases lack, with the release that added them.
@@ -117,6 +119,11 @@ class PahoClient(Client):
     def send_puback(self, mid: int) -> MQTTErrorCode:
         """Queue a PUBACK for ``mid``, as paho does after delivering a QoS 1 PUBLISH."""
         return self._send_puback(mid)  # paho 2.2.0
+
+    def limit_inflight(self, limit: int) -> None:
+        """paho's in-flight limit (0: none), set at CONNACK time (paho's own setter refuses
+        once the socket is open). Call it before anything is published on the connection."""
+        self._max_inflight_messages = limit  # paho 2.2.0: read per publish and per ack
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -85,12 +85,16 @@ def make_tls_material(
     clients: Sequence[str] = ("client",),
     *,
     days: int = DEFAULT_DAYS,
+    server_hosts: Sequence[str] = SERVER_HOSTS,
 ) -> TlsMaterial:
     """Create a CA, a server certificate and one client certificate per name in ``dir``.
 
     ``dir`` is created if missing; files already there with the same names are overwritten.
-    The server certificate has ``CN=localhost`` and subjectAltName ``IP:127.0.0.1,
-    DNS:localhost``; each client certificate has ``CN=<name>``. Certificates are valid from
+    The server certificate has ``CN=`` the first DNS name of ``server_hosts`` (else the
+    first address) and a subjectAltName
+    for each of them (default ``IP:127.0.0.1, DNS:localhost``; name others to test a
+    certificate that does not match the address connected to); each client certificate
+    has ``CN=<name>``. Certificates are valid from
     now for ``days`` days. Private keys are written with mode 0600 and are not encrypted.
 
     Client names must be unique, non-empty, and made of letters, digits, ``-``, ``_`` and
@@ -114,8 +118,11 @@ def make_tls_material(
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         "-addext", "subjectKeyIdentifier=hash",
     )  # fmt: skip
-    san = ",".join(f"IP:{h}" if h[0].isdigit() else f"DNS:{h}" for h in SERVER_HOSTS)
-    jobs = [("server", "localhost", _leaf_extensions("serverAuth", f"subjectAltName={san}"))]
+    if not server_hosts:
+        raise ValueError("the server certificate needs at least one host name")
+    san = ",".join(f"IP:{h}" if h[0].isdigit() else f"DNS:{h}" for h in server_hosts)
+    server_cn = next((h for h in server_hosts if not h[0].isdigit()), server_hosts[0])
+    jobs = [("server", server_cn, _leaf_extensions("serverAuth", f"subjectAltName={san}"))]
     jobs += [(f"client-{name}", name, _leaf_extensions("clientAuth")) for name in names]
     with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
         futures = [

@@ -7,6 +7,7 @@ highest paho release that ``pyproject.toml`` allows.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import tomllib
 from pathlib import Path
@@ -107,6 +108,39 @@ def test_no_name_of_ours_shadows_a_paho_name_by_accident(client: Client) -> None
         if not (name.startswith("__") and name.endswith("__"))
     } | (set(vars(ours)) - set(vars(client)))
     assert added & theirs == {"_sock_recv", "_sock_send", "_sock_close"}
+
+
+PAHO_CLASSES = {"Client", "PahoClient", "BufferedClient"}
+
+
+def test_subclasses_of_paho_reach_its_private_parts_through_the_door_only() -> None:
+    # ruff's SLF rule cannot see ``self._x`` in a subclass of paho's Client, where ``_x``
+    # may be paho's own: outside the door, such a subclass's private names are its own
+    # (``_gw_*``, which paho does not use).
+    package = Path(__file__).resolve().parents[2] / "gwproactor"
+    found: list[str] = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "_paho.py":
+            continue
+        for cls in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            if not {getattr(b, "id", getattr(b, "attr", "")) for b in cls.bases} & PAHO_CLASSES:
+                continue
+            for node in ast.walk(cls):
+                if not isinstance(node, ast.Attribute):
+                    continue
+                name = node.attr
+                target = node.value
+                is_self = isinstance(target, ast.Name) and target.id == "self"
+                is_super = (
+                    isinstance(target, ast.Call) and getattr(target.func, "id", "") == "super"
+                )
+                if (is_self or is_super) and name.startswith("_") and not name.startswith("__"):
+                    if not name.startswith("_gw_"):
+                        found.append(f"{path.name}:{node.lineno} {cls.name}: {name}")
+    assert found == []
+    assert not [n for n in dir(Client) if n.startswith("_gw_")]
 
 
 class _NullSocket:
