@@ -136,9 +136,9 @@ def test_subclasses_of_paho_reach_its_private_parts_through_the_door_only() -> N
                 is_super = (
                     isinstance(target, ast.Call) and getattr(target.func, "id", "") == "super"
                 )
-                if (is_self or is_super) and name.startswith("_") and not name.startswith("__"):
-                    if not name.startswith("_gw_"):
-                        found.append(f"{path.name}:{node.lineno} {cls.name}: {name}")
+                private = name.startswith("_") and not name.startswith(("__", "_gw_"))
+                if (is_self or is_super) and private:
+                    found.append(f"{path.name}:{node.lineno} {cls.name}: {name}")
     assert found == []
     assert not [n for n in dir(Client) if n.startswith("_gw_")]
 
