@@ -166,6 +166,14 @@ class ServicesInterface(ABC):
     def generate_event_threadsafe(self, event: Event) -> Result[str, StoreError]:
         """``generate_event`` from a worker thread: blocks until committed."""
 
+    def is_redelivery(self, message: Message[Any]) -> bool:
+        """True if ``message`` is a received event handed over again after the gateway
+        restarted: this actor may already have handled it just before the gateway died.
+        An actor whose effect must happen exactly once checks the event's id against what
+        it recorded. Loop-only. Default: False."""
+        del message
+        return False
+
     @abstractmethod
     def report_problem(
         self, summary: str, details: str = "", *, error: bool = True, key: str | None = None

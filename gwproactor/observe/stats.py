@@ -61,6 +61,7 @@ class ProactorStats:
     events_rejected: int = 0
     events_received: int = 0
     events_duplicate: int = 0
+    events_redelivered: int = 0  # handed to actors again at start (owed when last stopped)
     problems_reported: int = 0
 
     def link(self, name: str) -> LinkStats:

@@ -25,7 +25,7 @@ from gwproactor.errors import QueueFullError, StateError
 from gwproactor.mqtt import Transport
 from gwproactor.observe.listeners import ListenerHub
 from gwproactor.observe.stats import ProactorStats
-from gwproactor.wire.message import Message
+from gwproactor.wire.message import Header, Message
 
 __all__ = ("Dispatcher",)
 
@@ -73,6 +73,8 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._draining = False
+        # Called once the communicator has returned from the message (keyed by id(message)).
+        self._on_done: dict[int, Callable[[], None]] = {}
 
     @property
     def depth(self) -> int:
@@ -87,11 +89,13 @@ class Dispatcher:
         self._task = self._loop.create_task(self._run(), name=name)
 
     async def stop(self) -> None:
-        """Stop dispatching (messages still queued are dropped: their senders are stopping)."""
+        """Stop dispatching (messages still queued are dropped: their senders are stopping;
+        their ``on_done`` callbacks are never called)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        self._on_done.clear()
 
     def send(self, message: Message[Any]) -> None:
         """Queue a message. Raises QueueFullError at twice the bound (an actor flooding
@@ -111,17 +115,21 @@ class Dispatcher:
             raise QueueFullError("receive queue stayed full")
         loop.call_soon_threadsafe(self.put, message)
 
-    def put(self, message: Message[Any]) -> None:
-        """Queue a message and wake the dispatch task (loop-only)."""
+    def put(self, message: Message[Any], on_done: Callable[[], None] | None = None) -> None:
+        """Queue a message and wake the dispatch task (loop-only). ``on_done()`` is called
+        once the communicator has returned from it (also when it raised or returned Err,
+        or no communicator took it), not if it is dropped at stop."""
+        if on_done is not None:
+            self._on_done[id(message)] = on_done
         self.put_quietly(message)
         self._wake()
 
-    def put_received_event(self, message: Message[Any]) -> None:
-        """Queue a stored, acked event for its actor, if one asked for it (by ``header.actor``
-        or by a route for its type); events nobody asked for stay in the archive only."""
-        header = message.header
-        if header.actor or header.message_type in self._routes:
-            self.put(message)
+    def event_target(self, header: Header) -> str | None:
+        """Which actor a received event is owed to: the one named by ``header.actor``, ""
+        if one is routed its type, None if nobody asked for it (it is only archived)."""
+        if header.actor:
+            return header.actor
+        return "" if header.message_type in self._routes else None
 
     def receive(self, link_name: str, message: Message[Any]) -> None:
         """A new message from link ``link_name``: tell listeners (``message.received``),
@@ -214,6 +222,15 @@ class Dispatcher:
                 await asyncio.sleep(0)  # let sockets and timers run between batches
 
     def dispatch(self, message: Message[Any]) -> None:
+        try:
+            self._dispatch_one(message)
+        finally:
+            if self._on_done:
+                on_done = self._on_done.pop(id(message), None)
+                if on_done is not None:
+                    on_done()
+
+    def _dispatch_one(self, message: Message[Any]) -> None:
         header = message.header
         dst = header.dst
         if dst == self._gateway:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from gwproactor.actor.communicator import Runnable
@@ -40,6 +40,7 @@ async def stop_parts(
     runnables: list[Runnable],
     mqtt_clients: MQTTClients,
     store: EventStore,
+    flush_delivered: Callable[[], None],
     timeout: float,
     log: logging.Logger,
 ) -> list[BaseException]:
@@ -64,6 +65,7 @@ async def stop_parts(
     errors += await _stop_runnables(runnables, timeout)
     await dispatcher.stop()
     errors += await _stop_links(links, mqtt_clients, timeout)
+    flush_delivered()  # what actors returned from is not owed at the next start
     try:
         await store.stop()
     except (StoreError, StateError) as e:

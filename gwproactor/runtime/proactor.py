@@ -156,7 +156,9 @@ class Proactor(ServicesInterface):
             self.upstream_link,
             stats=self._stats,
             hub=self.hub,
-            dispatch=self.dispatcher.put_received_event,
+            target=self.dispatcher.event_target,
+            deliver=self.dispatcher.put,
+            registry=self.registry,
             logger=self._logger.child("events"),
         )
         self._inbound.bind_events(self.events)
@@ -365,9 +367,12 @@ class Proactor(ServicesInterface):
             self.paths.ensure()
             await self.store.start()
             self.events.start()
+            # Before the links start: nothing newer may overtake what is still owed.
+            await self.events.load_undelivered()
             for link in self.links.values():
                 link.start()
             self.dispatcher.start(f"proactor[{self._name}].dispatch")
+            self.events.redeliver()
             for communicator in self._communicators.values():
                 if isinstance(communicator, Runnable):
                     self._start_runnable(communicator)
@@ -460,6 +465,7 @@ class Proactor(ServicesInterface):
             runnables=self._started_runnables,
             mqtt_clients=self.mqtt_clients,
             store=self.store,
+            flush_delivered=self.events.flush_delivered,
             timeout=self._settings.stop_timeout_seconds,
             log=self._lifecycle,
         )
@@ -571,6 +577,9 @@ class Proactor(ServicesInterface):
         """``generate_event`` from a worker thread: blocks until the event is
         committed (or refused) and returns the Result. Never call it on the loop."""
         return self.events.generate_event_threadsafe(event)
+
+    def is_redelivery(self, message: Message[Any]) -> bool:
+        return self.events.is_redelivery(message)
 
     async def query_events(
         self,

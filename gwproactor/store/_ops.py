@@ -19,6 +19,7 @@ from gwproactor.store._model import StoredEvent, StoreStats
 __all__ = (
     "AckOp",
     "AppendOp",
+    "DeliveredOp",
     "BatchOutcome",
     "Counts",
     "Op",
@@ -33,6 +34,7 @@ __all__ = (
     "barrier_reader",
     "event_bytes",
     "query_reader",
+    "undelivered_reader",
 )
 
 Waiter: TypeAlias = asyncio.Future[Any] | concurrent.futures.Future[Any]
@@ -67,11 +69,20 @@ class ReceiveOp:
     payload: bytes
     waiter: Waiter
     forward: bool = False  # also append it as pending, in the same transaction
+    deliver_to: str | None = None  # owed to this actor ("" by type) until DeliveredOp
 
 
 @dataclass(slots=True)
 class AckOp:
     event_id: str | tuple[str, ...]  # several: one op for a burst of acks
+    waiter: Waiter
+
+
+@dataclass(slots=True)
+class DeliveredOp:
+    """Archived events whose actor has returned: nothing is owed for them any more."""
+
+    event_ids: tuple[str, ...]
     waiter: Waiter
 
 
@@ -88,7 +99,7 @@ class StopOp:
     """The last op: commit what came before, close, exit the thread."""
 
 
-WriteOp: TypeAlias = AppendOp | ReceiveOp | AckOp
+WriteOp: TypeAlias = AppendOp | ReceiveOp | AckOp | DeliveredOp
 Op: TypeAlias = WriteOp | ReadOp | StopOp
 
 
@@ -146,6 +157,22 @@ def query_reader(
         if latest:
             events.reverse()
         return events
+
+    return read
+
+
+def undelivered_reader(
+    after_seq: int, limit: int
+) -> Callable[[sqlite3.Connection], list[tuple[StoredEvent, str]]]:
+    """A read returning archived events still owed to an actor (``seq > after_seq``,
+    oldest first, at most ``limit``), each with the actor it is owed to."""
+    sql = (
+        f"SELECT {COLUMNS}, deliver_to FROM events "  # noqa: S608 - constant text
+        "WHERE deliver_to IS NOT NULL AND seq > ? ORDER BY seq LIMIT ?"
+    )
+
+    def read(conn: sqlite3.Connection) -> list[tuple[StoredEvent, str]]:
+        return [(_row_event(row[:-1]), row[-1]) for row in conn.execute(sql, (after_seq, limit))]
 
     return read
 

@@ -26,13 +26,15 @@ __all__ = ("count_events", "open_database", "suppress_sqlite_errors")
 logger = logging.getLogger(__name__)
 
 APPLICATION_ID: Final = 0x47575052  # "GWPR": tells our files from other sqlite files
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 _CORRUPTION_CODES: Final = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 # AUTOINCREMENT, not a plain rowid alias: a plain rowid reuses max(seq)+1 once the newest
 # rows are acked, and seq must never repeat, even after the store has been emptied.
 # (event_id, pending) is unique so a middle gateway may archive a child's event and also
 # forward it upstream as its own pending event under the same id.
+# ``deliver_to`` (version 2): on an archived event still owed to an actor, the actor's name
+# ("" routes by type); NULL once the actor has returned from it (or nobody wanted it).
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,14 +44,22 @@ _SCHEMA: Final = (
         src TEXT NOT NULL,
         payload BLOB NOT NULL,
         pending INTEGER NOT NULL,
-        nbytes INTEGER NOT NULL
+        nbytes INTEGER NOT NULL,
+        deliver_to TEXT
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events(event_id, pending)",
     # Covers backlog reads and oldest-first eviction without touching the table rows.
     "CREATE INDEX IF NOT EXISTS events_pending_seq ON events(pending, seq, nbytes)",
     "CREATE INDEX IF NOT EXISTS events_type_time ON events(type_name, time_ns)",
     "CREATE INDEX IF NOT EXISTS events_time ON events(time_ns)",
+    # Partial: holds only the few events owed to an actor (those in flight at a crash).
+    "CREATE INDEX IF NOT EXISTS events_undelivered ON events(seq) WHERE deliver_to IS NOT NULL",
 )
+
+# Upgrades from each older version, applied in order inside the schema transaction.
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: ("ALTER TABLE events ADD COLUMN deliver_to TEXT",),
+}
 
 
 class _CorruptError(Exception):
@@ -111,6 +121,7 @@ def _try_open(path: Path, settings: StoreSettings) -> tuple[sqlite3.Connection, 
     with _closed_on_failure(conn, path):
         _configure(conn, path, settings)
         conn.execute("BEGIN IMMEDIATE")
+        _migrate(conn)
         for statement in _SCHEMA:
             conn.execute(statement)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -119,6 +130,22 @@ def _try_open(path: Path, settings: StoreSettings) -> tuple[sqlite3.Connection, 
         register_sql_function(conn)
         return conn, count_events(conn)
     raise AssertionError("unreachable: _closed_on_failure re-raises")  # pragma: no cover
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older gwproactor up to :data:`SCHEMA_VERSION` (inside
+    the open schema transaction: a failed upgrade leaves the file as it was)."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    (has_events,) = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    if not has_events:
+        return  # a new store: _SCHEMA creates the current shape
+    for old in range(version, SCHEMA_VERSION):
+        for statement in _MIGRATIONS.get(old, ()):
+            conn.execute(statement)
+        if old in _MIGRATIONS:
+            logger.info("event store: schema upgraded from version %d to %d", old, old + 1)
 
 
 def _connect(path: Path, settings: StoreSettings, *, read_only: bool) -> sqlite3.Connection:

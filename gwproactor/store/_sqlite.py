@@ -30,6 +30,7 @@ from gwproactor.store._ops import (
     AppendOp,
     BatchOutcome,
     Counts,
+    DeliveredOp,
     Op,
     OpenReport,
     ReadOp,
@@ -48,7 +49,12 @@ logger = logging.getLogger(__name__)
 
 _INSERT: Final = (
     "INSERT OR IGNORE INTO events "
-    "(event_id, type_name, time_ns, src, payload, pending, nbytes) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "(event_id, type_name, time_ns, src, payload, pending, nbytes, deliver_to) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DELIVERED: Final = (
+    "UPDATE events SET deliver_to = NULL "
+    "WHERE event_id = ? AND pending = 0 AND deliver_to IS NOT NULL"
 )
 _FIND_PENDING: Final = "SELECT seq, nbytes FROM events WHERE event_id = ? AND pending = 1"
 _DELETE_SEQ: Final = "DELETE FROM events WHERE seq = ?"
@@ -139,7 +145,7 @@ class SqliteWriter:
         """Start the writer thread; it opens the database and resolves ``opened``."""
         self._thread.start()
 
-    def submit_threadsafe(self, op: AppendOp | ReceiveOp | AckOp | ReadOp) -> bool:
+    def submit_threadsafe(self, op: WriteOp | ReadOp) -> bool:
         """Queue ``op``. False (op not queued) once stop has been requested. Any thread."""
         with self._submit_lock:
             if self._closed:
@@ -216,7 +222,7 @@ class SqliteWriter:
         segment: list[WriteOp] = []
         stop = False
         for op in batch:
-            if isinstance(op, AppendOp | ReceiveOp | AckOp):
+            if isinstance(op, AppendOp | ReceiveOp | AckOp | DeliveredOp):
                 segment.append(op)
                 continue
             self._ext_commit(segment, out, tally)
@@ -285,6 +291,9 @@ class SqliteWriter:
             return self._ext_append(cur, op, stats)
         if isinstance(op, ReceiveOp):
             return self._ext_receive(cur, op, stats)
+        if isinstance(op, DeliveredOp):
+            cur.executemany(_DELIVERED, [(event_id,) for event_id in op.event_ids])
+            return Ok(None), None
         return self._ext_ack(cur, op, stats), None
 
     def _ext_append(
@@ -305,7 +314,9 @@ class SqliteWriter:
                     f"{counts.pending_bytes} of max_bytes={max_bytes}"
                 )
             ), None
-        cur.execute(_INSERT, (op.event_id, op.type_name, op.time_ns, op.src, op.payload, 1, nbytes))
+        cur.execute(
+            _INSERT, (op.event_id, op.type_name, op.time_ns, op.src, op.payload, 1, nbytes, None)
+        )
         if cur.rowcount == 0:
             stats.duplicate_appends += 1
             return Err(StoreError(f"event id {op.event_id!r} is already pending")), None
@@ -323,7 +334,10 @@ class SqliteWriter:
         middle of a tree never archives an event without also queueing it upstream.
         Returns (result, seq of the pending copy if one was inserted)."""
         nbytes = event_bytes(op.type_name, op.event_id, op.src, op.payload)
-        cur.execute(_INSERT, (op.event_id, op.type_name, op.time_ns, op.src, op.payload, 0, nbytes))
+        cur.execute(
+            _INSERT,
+            (op.event_id, op.type_name, op.time_ns, op.src, op.payload, 0, nbytes, op.deliver_to),
+        )
         if cur.rowcount == 0:
             stats.received_duplicate += 1
             return (Ok(None) if op.forward else Ok(False)), None

@@ -20,11 +20,14 @@ from gwproactor.store._ops import (
     AppendOp,
     BatchOutcome,
     Counts,
+    DeliveredOp,
     ReadOp,
     ReceiveOp,
+    WriteOp,
     backlog_reader,
     barrier_reader,
     query_reader,
+    undelivered_reader,
 )
 from gwproactor.store._pattern import compile_pattern
 from gwproactor.store._settings import StoreSettings
@@ -266,9 +269,20 @@ class EventStore:
         return future
 
     def record_received(
-        self, type_name: str, event_id: str, time_ns: int, src: str, payload: bytes
+        self,
+        type_name: str,
+        event_id: str,
+        time_ns: int,
+        src: str,
+        payload: bytes,
+        *,
+        deliver_to: str | None = None,
     ) -> asyncio.Future[Result[bool, StoreError]]:
         """Archive an event received from a child, de-duplicating on ``event_id``.
+
+        With ``deliver_to`` (an actor's name, "" for routing by type) a new event is
+        archived as owed to that actor until :meth:`mark_delivered`; :meth:`undelivered`
+        lists what is still owed (after a crash, say).
 
         Resolves to ``Ok(True)`` if it is new, ``Ok(False)`` if the archive already holds
         that id (also across restarts, for as long as ``archive_max_bytes`` keeps it),
@@ -277,14 +291,24 @@ class EventStore:
         """
         loop, writer = self._require_running()
         future: asyncio.Future[Result[bool, StoreError]] = loop.create_future()
-        self._submit(writer, ReceiveOp(type_name, event_id, time_ns, src, payload, future))
+        self._submit(
+            writer,
+            ReceiveOp(type_name, event_id, time_ns, src, payload, future, deliver_to=deliver_to),
+        )
         return future
 
     def record_and_forward(
-        self, type_name: str, event_id: str, time_ns: int, src: str, payload: bytes
+        self,
+        type_name: str,
+        event_id: str,
+        time_ns: int,
+        src: str,
+        payload: bytes,
+        *,
+        deliver_to: str | None = None,
     ) -> asyncio.Future[Result[int | None, StoreError]]:
         """Archive a received event and, if it is new, append it as pending (to be sent
-        upstream), both in one transaction.
+        upstream), both in one transaction. ``deliver_to``: as for :meth:`record_received`.
 
         Resolves to ``Ok(seq)`` of the pending copy if new, ``Ok(None)`` for a duplicate,
         ``Err`` if the pending copy was refused (nothing is archived then) or the commit
@@ -293,8 +317,27 @@ class EventStore:
         loop, writer = self._require_running()
         future: asyncio.Future[Result[int | None, StoreError]] = loop.create_future()
         self._submit(
-            writer, ReceiveOp(type_name, event_id, time_ns, src, payload, future, forward=True)
+            writer,
+            ReceiveOp(
+                type_name,
+                event_id,
+                time_ns,
+                src,
+                payload,
+                future,
+                forward=True,
+                deliver_to=deliver_to,
+            ),
         )
+        return future
+
+    def mark_delivered(self, event_ids: Sequence[str]) -> asyncio.Future[Result[None, StoreError]]:
+        """The actors have returned from these archived events: nothing is owed for them
+        any more (in the next group commit). Unknown ids are ignored. Never blocks. Raises
+        ``StateError`` unless running."""
+        loop, writer = self._require_running()
+        future: asyncio.Future[Result[None, StoreError]] = loop.create_future()
+        self._submit(writer, DeliveredOp(tuple(event_ids), future))
         return future
 
     # ---------------------------------------------------------------- reads
@@ -308,6 +351,13 @@ class EventStore:
         """
         self._check_limit(limit)
         return await self._read(backlog_reader(after_seq, limit))
+
+    async def undelivered(self, after_seq: int, limit: int) -> list[tuple[StoredEvent, str]]:
+        """Archived events still owed to an actor with ``seq > after_seq``, oldest first, at
+        most ``limit``, each with the actor's name ("": route by type). Raises as
+        :meth:`backlog`."""
+        self._check_limit(limit)
+        return await self._read(undelivered_reader(after_seq, limit))
 
     async def query(
         self,
@@ -364,7 +414,7 @@ class EventStore:
         assert self._writer is not None
         return self._loop, self._writer
 
-    def _submit(self, writer: SqliteWriter, op: AppendOp | AckOp | ReceiveOp | ReadOp) -> None:
+    def _submit(self, writer: SqliteWriter, op: WriteOp | ReadOp) -> None:
         if not writer.submit_threadsafe(op):
             raise StateError(f"event store {self._path}: stopping")
 

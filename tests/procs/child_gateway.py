@@ -3,11 +3,12 @@
 Usage::
 
     python -m tests.procs.child_gateway --port P --state-dir D --start K --count N
-        [--name child] [--parent parent] [--window 50] [--exit-when-drained]
+        [--name child] [--parent parent] [--window 50] [--rate R] [--exit-when-drained]
 
 It runs a proactor named ``--name`` with one upstream link to ``--parent`` on the broker at
 127.0.0.1:P, keeping its store in ``D``. It generates ``Counted(K)`` .. ``Counted(K+N-1)``
-in order, with at most ``--window`` ``generate_event`` futures outstanding, and prints the
+in order (paced at ``--rate`` events per second if given), with at most ``--window``
+``generate_event`` futures outstanding, and prints the
 lines described in :mod:`tests.procs` (flushed one by one, so that a test reading them can
 SIGKILL it at a chosen moment: every ``committed`` line it has read is a durable event).
 It then keeps running (re-uploading whatever is pending) until SIGTERM or SIGINT, or, with
@@ -48,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default="child")
     parser.add_argument("--parent", default="parent")
     parser.add_argument("--window", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=0.0, help="events/s (0: flat out)")
+    parser.add_argument("--ack-timeout", type=float, default=5.0, help="the link's, in s")
     parser.add_argument("--exit-when-drained", action="store_true")
     return parser.parse_args(argv)
 
@@ -56,7 +59,14 @@ def build(args: argparse.Namespace) -> Proactor:
     broker = BrokerSettings(port=args.port, reconnect_min_seconds=0.05, reconnect_max_seconds=0.5)
     settings = ProactorSettings(
         name=args.name,
-        links={args.parent: LinkSettings(peer=args.parent, role="upstream", broker=broker)},
+        links={
+            args.parent: LinkSettings(
+                peer=args.parent,
+                role="upstream",
+                broker=broker,
+                ack_timeout_seconds=args.ack_timeout,
+            )
+        },
         paths=PathSettings(state_dir=args.state_dir),
     )
     return Proactor(settings, REGISTRY)
@@ -69,10 +79,19 @@ def report(n: int, result: Result[str, StoreError]) -> None:
         say(f"committed {n} {result.ok_value}")
 
 
-async def generate(proactor: Proactor, start: int, count: int, window: int) -> None:
-    """Generate in order, at most ``window`` outstanding; commits resolve in FIFO order."""
+async def generate(
+    proactor: Proactor, start: int, count: int, window: int, rate: float = 0.0
+) -> None:
+    """Generate in order, at most ``window`` outstanding; commits resolve in FIFO order.
+    With ``rate``, event i is generated no earlier than i / rate seconds after the first."""
     outstanding: deque[tuple[int, asyncio.Future[Result[str, StoreError]]]] = deque()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     for n in range(start, start + count):
+        if rate > 0:
+            delay = began + (n - start) / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing the load, not synchronisation
         outstanding.append((n, proactor.generate_event(Counted(n=n))))
         if len(outstanding) >= window:
             first, future = outstanding.popleft()
@@ -100,7 +119,7 @@ async def drained(proactor: Proactor, listener: EventListener) -> None:
 
 async def work(proactor: Proactor, args: argparse.Namespace) -> None:
     with proactor.listener("event.acked") as acks:
-        await generate(proactor, args.start, args.count, args.window)
+        await generate(proactor, args.start, args.count, args.window, args.rate)
         if args.exit_when_drained:
             await drained(proactor, acks)
         else:
