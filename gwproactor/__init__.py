@@ -77,7 +77,10 @@ from gwproactor.wire.message import (
     RawMessage,
 )
 
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
+
 __all__ = (
+    "__version__",
     # runtime
     "Proactor",
     "ProactorState",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from gwproactor import __version__
+
 __all__ = ("main",)
 
 
@@ -16,11 +18,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gwproactor", description="Run and inspect gwproactor field gateways."
     )
+    parser.add_argument("--version", action="version", version=f"gwproactor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a gateway from a config file, env and .env")
     run.add_argument("config", type=Path, help="TOML config file")
-    run.add_argument("--env-file", type=Path, default=Path(".env"))
+    run.add_argument(
+        "--env-file", type=Path, default=None, help="must exist if given (default: ./.env if any)"
+    )
     run.add_argument("--log-level", default=None, help="override logging.level")
     run.add_argument(
         "--log-format",
@@ -44,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="validate a config and show where values came from")
     config.add_argument("config", type=Path)
-    config.add_argument("--env-file", type=Path, default=Path(".env"))
+    config.add_argument(
+        "--env-file", type=Path, default=None, help="must exist if given (default: ./.env if any)"
+    )
 
     status = commands.add_parser("status", help="show the status of a running gateway")
     status.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")

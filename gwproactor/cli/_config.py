@@ -10,16 +10,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gwproactor.cli._preflight import preflight
+from gwproactor.cli._run import EXIT_CONFIG, check_env_file
 from gwproactor.config import load_settings_with_sources
 from gwproactor.errors import ConfigError
 
 
-def config_command(config: Path, env_file: Path, console: Console) -> int:
+def config_command(config: Path, env_file: Path | None, console: Console) -> int:
+    """Validate as ``run`` would (including :func:`preflight`'s checks of files, ports and
+    the store); print the effective settings and their sources. Exit 2 if ``run`` would
+    refuse to start."""
     try:
-        settings, sources = load_settings_with_sources(config, env_file)
+        settings, sources = load_settings_with_sources(config, check_env_file(env_file))
     except ConfigError as e:
         console.print(f"[red]invalid[/red] {escape(str(config))}:\n{escape(str(e))}")
-        return 2
+        return EXIT_CONFIG
     table = Table(title=f"{settings.name}: effective settings", show_lines=False)
     table.add_column("setting")
     table.add_column("value")
@@ -28,6 +33,12 @@ def config_command(config: Path, env_file: Path, console: Console) -> int:
         shown = "********" if _is_secret(settings, loc) and value is not None else repr(value)
         table.add_row(".".join(str(p) for p in loc), shown, sources.origin(loc))
     console.print(table)
+    problems = preflight(settings)
+    if problems:
+        console.print(f"[red]run would refuse to start[/red] {escape(str(config))}:")
+        for problem in problems:
+            console.print(f"  {escape(problem)}", soft_wrap=True)
+        return EXIT_CONFIG
     console.print(f"[green]valid[/green]: {config}")
     return 0
 

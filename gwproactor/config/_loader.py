@@ -202,7 +202,12 @@ def _explain(error: ValidationError, sources: SettingsSources) -> str:
                 value = f" (got a {type(given).__name__})"
             else:
                 value = f" (got {_short(given)})"
-        origin = sources.origin(loc) if item["type"] != "missing" else "no source gave it"
+        if item["type"] == "missing":
+            origin = "no source gave it"
+        elif not loc:
+            origin = "the settings as a whole"
+        else:
+            origin = sources.origin(loc)
         lines.append(f"  {field}: {item['msg']}{value} [from {origin}]")
     return "\n".join(lines)
 

@@ -257,6 +257,10 @@ class WebSettings(_Model):
     status_refresh_seconds: float = Field(default=2.0, gt=0)
 
 
+RESERVED_ACTOR_NAMES = frozenset({"admin"})
+"""Communicator names the gateway uses itself (the admin link's commander is ``admin``)."""
+
+
 class ProactorSettings(BaseModel):
     """Everything a gateway needs. Load with :func:`gwproactor.config.load_settings`, which
     reads with pydantic-settings' sources, in rising precedence: defaults, the config file
@@ -318,6 +322,12 @@ class ProactorSettings(BaseModel):
         clash = set(self.links) & set(self.actors)
         if clash:
             raise ValueError(f"links and actors share names: {sorted(clash)}")
+        reserved = set(self.actors) & RESERVED_ACTOR_NAMES
+        if reserved:
+            raise ValueError(
+                f"actor name(s) {sorted(reserved)} are reserved for the gateway's own "
+                "communicators (the admin commander); rename the actor"
+            )
         return self
 
     @property

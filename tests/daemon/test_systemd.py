@@ -95,8 +95,6 @@ async def test_ready_status_watchdog_stopping_in_order(
         "gwproactor",
         "run",
         str(_config(tmp_path, mosquitto.port)),
-        "--env-file",
-        str(tmp_path / "none.env"),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,

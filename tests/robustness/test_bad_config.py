@@ -402,6 +402,9 @@ def test_run_command_exits_2_without_a_traceback(
 ) -> None:
     run = cli[case]
     assert run.returncode == 2, run.output
-    assert run.flat.startswith(f"configuration error in {CASES[case].args[1]}:"), run.output
+    # One line on stderr naming the config file (what the journal shows under systemd).
+    assert run.output.count("\n") == 1, run.output
+    assert run.flat.startswith("gwproactor: "), run.output
+    assert f"{CASES[case].args[1]}" in run.flat, run.output
     assert expected in run.flat, run.output
     _no_traceback(run)
