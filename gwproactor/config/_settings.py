@@ -151,6 +151,12 @@ class LinkSettings(_Model):
     qos: QOS = QOS.AtLeastOnce
     primary: bool = Field(default=False, description="the primary peer link")
     ack_timeout_seconds: float = Field(default=5.0, gt=0)
+    unanswered_problem_timeouts: int = Field(
+        default=3,
+        ge=1,
+        description="report a problem once acks stay unanswered for this many "
+        "ack_timeout_seconds (the link is not active from the first timeout on)",
+    )
     peer_timeout_seconds: float = Field(
         default=60.0, gt=0, description="active only if the peer was heard this recently"
     )

@@ -3,6 +3,10 @@
 All messages on a link share one timeout, so deadlines are reached in send order: an
 insertion-ordered dict is a queue of deadlines, and one timer for the oldest is enough.
 Starting and clearing a deadline are O(1) dict operations (no timer per message).
+
+A deadline that passes leaves the link *overdue* until the peer answers anything of ours
+(:meth:`AckTracker.answered`: any ack proves that our publishes reach the peer). A one-way
+path (the peer's messages arriving, ours dropped) stays overdue however much the peer says.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import time
 from collections.abc import Callable
 
 __all__ = ("AckTracker",)
+
+
+_MAX_LATE = 65_536  # ids remembered as overdue (pings add one per timeout while unanswered)
 
 
 class AckTracker:
@@ -28,6 +35,32 @@ class AckTracker:
         self._clock = clock
         self._deadlines: dict[str, float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._late: dict[str, None] = {}  # ids overdue since the last answer, oldest first
+        self._unanswered_since: float | None = None
+
+    @property
+    def overdue(self) -> bool:
+        """A deadline passed and the peer has not answered anything since."""
+        return self._unanswered_since is not None
+
+    def unanswered_seconds(self) -> float:
+        """Since the first overdue message was sent (0 when not overdue)."""
+        if self._unanswered_since is None:
+            return 0.0
+        return self._clock() - self._unanswered_since
+
+    @property
+    def unanswered(self) -> int:
+        """Messages without an ack: overdue ones and those still within their deadline
+        (a re-sent overdue message counts once)."""
+        if not self._late:
+            return len(self._deadlines)
+        return len(self._deadlines.keys() | self._late.keys())
+
+    def answered(self) -> None:
+        """The peer acked something: our publishes reach it, nothing is overdue now."""
+        self._late.clear()
+        self._unanswered_since = None
 
     def __len__(self) -> int:
         return len(self._deadlines)
@@ -47,9 +80,11 @@ class AckTracker:
         return self._deadlines.pop(message_id, None) is not None
 
     def cancel_all(self) -> list[str]:
-        """Forget every deadline (on disconnect or stop); returns the ids that were waiting."""
+        """Forget every deadline and what was overdue (on disconnect or stop: a new
+        connection starts in good standing); returns the ids that were waiting."""
         waiting = list(self._deadlines)
         self._deadlines.clear()
+        self.answered()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -71,7 +106,12 @@ class AckTracker:
                 break
             expired.append(message_id)
         for message_id in expired:
-            del self._deadlines[message_id]
+            deadline = self._deadlines.pop(message_id)
+            if self._unanswered_since is None:
+                self._unanswered_since = deadline - self.timeout_seconds  # when it was sent
+            self._late[message_id] = None
+        while len(self._late) > _MAX_LATE:
+            del self._late[next(iter(self._late))]
         self._arm()
         if expired:
             self._on_timeout(expired)

@@ -29,6 +29,7 @@ _ACKS = Acks.type_name
 _ACKS_PER_MESSAGE = 500
 _PING = Ping.type_name
 _ACTIVE = LinkState.active
+_CLOCK_SLACK = 0.05  # a timer may run a hair before the deadline it was armed for
 
 
 class LinkOwner(Protocol):
@@ -136,6 +137,7 @@ class Link(TransportListener):
         self._all_subscribed = False
         self._connected_at = 0.0
         self._pings: set[str] = set()
+        self._unanswered_reported = False
         self._ack_batch: list[str] = []
         self.transport: Transport = transport_factory(self, self)
 
@@ -273,6 +275,7 @@ class Link(TransportListener):
             return
         self._cancel_timers()
         self._acks.cancel_all()
+        self._unanswered_reported = False
         self._pings.clear()
         self._all_subscribed = False
         self.log.info("disconnected from %s: %s", self.transport.broker_label, reason)
@@ -320,23 +323,18 @@ class Link(TransportListener):
             return
         self.last_heard = self._clock()
         self.last_heard_wall = time.time()
-        if self._pings:
-            # A ping asks "are you there?": any valid message from the peer answers it (a
-            # ping sent before the peer had subscribed is never acked, and needs no ack).
-            for ping_id in self._pings:
-                self._acks.clear(ping_id)
-            self._pings.clear()
-        if self.state is not _ACTIVE:
-            self._input(LinkInput.peer_message)
         message_type = header.message_type
         self.stats.messages_in[message_type] += 1
-        if message_type == _ACK:
-            self._on_ack(message.payload.ack_message_id)
+        if message_type in (_ACK, _ACKS):
+            self._answered()  # any ack: our publishes reach the peer
+            self._heard()
+            if message_type == _ACK:
+                self._on_ack(message.payload.ack_message_id)
+            else:
+                for message_id in message.payload.ids:
+                    self._on_ack(message_id)
             return
-        if message_type == _ACKS:
-            for message_id in message.payload.ids:
-                self._on_ack(message_id)
-            return
+        self._heard()
         if isinstance(message.payload, Event):
             # Events are de-duplicated by the store (it survives restarts) and acked only
             # once stored, so they skip the in-memory window.
@@ -390,6 +388,47 @@ class Link(TransportListener):
         self._input(LinkInput.ack_timeout)
         if self.transport.connected and self._all_subscribed:
             self.ping()
+        limit = self.settings.ack_timeout_seconds * self.settings.unanswered_problem_timeouts
+        unanswered = self._acks.unanswered_seconds()
+        if not self._unanswered_reported and unanswered >= limit - _CLOCK_SLACK:
+            self._unanswered_reported = True
+            self.stats.unanswered_reports += 1
+            self._owner.on_link_problem(
+                self,
+                "acks_unanswered",
+                f"{self._acks.unanswered} message(s) to {self.peer} unacknowledged for "
+                f"{unanswered:.1f} s: our publishes are not reaching the peer",
+            )
+
+    def _heard(self) -> None:
+        """A valid message from the peer. It answers our pings and makes the link active,
+        unless acks are overdue: then only an ack does (a one-way path is not active)."""
+        if self._acks.overdue:
+            return
+        if self._pings:
+            # A ping asks "are you there?": any valid message from the peer answers it (a
+            # ping sent before the peer had subscribed is never acked, and needs no ack).
+            for ping_id in self._pings:
+                self._acks.clear(ping_id)
+            self._pings.clear()
+        if self.state is not _ACTIVE:
+            self._input(LinkInput.peer_message)
+
+    def _answered(self) -> None:
+        if self._unanswered_reported:
+            self.log.warning("%s acknowledges our messages again", self.peer)
+        self._unanswered_reported = False
+        self._acks.answered()
+
+    @property
+    def acks_overdue(self) -> bool:
+        """An ack deadline passed and the peer has acked nothing since: not active."""
+        return self._acks.overdue
+
+    @property
+    def acks_unanswered(self) -> int:
+        """Messages to the peer without an ack (overdue or within their deadline)."""
+        return self._acks.unanswered
 
     def _input(self, event: LinkInput) -> None:
         """The one place the state changes: log, count, report."""

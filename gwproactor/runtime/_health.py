@@ -84,7 +84,11 @@ class GatewayHealth:
 
     def status_line(self) -> str:
         """One line for systemd's STATUS= and the CLI: the state of every link."""
-        links = ", ".join(f"{n} {link.state.value}" for n, link in self._links.items())
+        links = ", ".join(
+            f"{n} {link.state.value}"
+            + (f" ({link.acks_unanswered} unacked)" if link.acks_overdue else "")
+            for n, link in self._links.items()
+        )
         stalled = self.watchdog.stalled_names
         tail = f"; stalled: {', '.join(stalled)}" if stalled else ""
         return f"{self._name} {self._state()}: {links or 'no links'}{tail}"

@@ -76,6 +76,8 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             "seconds_since_sent": round(now - link.last_sent, 3) if link.last_sent else None,
             "seconds_since_heard": round(now - link.last_heard, 3) if link.last_heard else None,
             "acks_pending": link.acks_pending,
+            "acks_overdue": link.acks_overdue,
+            "acks_unanswered": link.acks_unanswered,
             "stats": link.stats.as_dict(),
         }
     store = proactor.store
