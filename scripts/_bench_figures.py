@@ -169,7 +169,7 @@ def _publish(rounds: list[Json], qos: int) -> list[Figure]:
             section, "ratio gwproactor/raw", "x", ratios(gw, raw), Target(">=", 1.0, "x"), digits=2
         ),
         Figure(section, "raw paho publisher CPU per message", "µs", raw_cpu, digits=1),
-        Figure(section, "gwproactor publish-loop CPU per message", "µs", gw_cpu, digits=1),
+        Figure(section, "gwproactor publisher CPU per message", "µs", gw_cpu, digits=1),
         Figure(
             section,
             "publisher CPU per message gwproactor/raw",

@@ -195,9 +195,9 @@ async def receive_gw(cfg: Json) -> Json:
 
 
 async def publish_gw(cfg: Json) -> Json:
-    """An actor publishing ``count`` readings to the peer with ``services.send_to_peer``
-    (message built, encoded and handed to paho per call), yielding to the loop every 256
-    messages so that PUBACKs are read."""
+    """An actor publishing ``count`` readings to the peer with ``services.send_to_peer``,
+    yielding to the loop every 256 messages so that PUBACKs are read. CPU is counted from
+    the first publish until told to stop (the subscriber has them all), like raw paho's."""
     count, qos = cfg["count"], cfg["qos"]
     proactor = Proactor(bench_settings(cfg, qos), MessageRegistry(BenchReading))
     actor = Publisher("publisher", proactor)
@@ -222,13 +222,16 @@ async def publish_gw(cfg: Json) -> Json:
         loop_end_ns = monotonic_ns()
         cpu_loop = time.process_time() - cpu0
         loop = asyncio.get_running_loop()
+        # Until the subscriber has them all: writing what is buffered, reading PUBACKs.
         await loop.run_in_executor(None, wait_command, cfg.get("timeout", 120.0))
+        cpu = time.process_time() - cpu0
         return {
             "count": count,
             "failures": failures,
             "first_ns": first_ns,
             "loop_end_ns": loop_end_ns,
-            "cpu_us_per_msg": cpu_loop / count * 1e6,
+            "cpu_loop_us_per_msg": cpu_loop / count * 1e6,
+            "cpu_us_per_msg": cpu / count * 1e6,
         }
     finally:
         await proactor.stop_and_join()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable
+from types import FrameType
 from typing import Any, ClassVar
 
 from result import Err, Ok, Result
@@ -165,3 +167,22 @@ def record_events(proactor: Proactor, name: str = "recorder") -> EventRecorder:
     proactor.add_communicator(recorder)
     proactor.route(Counted.type_name, name)
     return recorder
+
+
+def count_opcodes(run: Callable[[], object]) -> int:
+    """Python bytecode instructions executed by ``run`` (C code counts as one call)."""
+    count = 0
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            count += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        run()
+    finally:
+        sys.settrace(None)
+    return count

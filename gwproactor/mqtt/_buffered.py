@@ -20,6 +20,10 @@ more than the rest of the receive path together. Every other packet, and any PUB
 path does not recognise (QoS 2, properties, a topic that is not UTF-8, a packet not yet
 whole), goes to paho's parser unchanged.
 
+Outgoing PUBLISH packets at QoS 0 take a short path too (:meth:`BufferedClient.publish_qos0`):
+built here straight into the write buffer. QoS 1 and 2 go through paho, which keeps them
+in flight and re-sends them after a reconnect.
+
 Only paho's socket read, write and close are replaced: in paho 2.x they are the only places
 it touches its socket for data. :meth:`BufferedClient.read_packets` drives paho's packet
 parser one packet at a time, so a read budget means packets. Every private paho name this
@@ -105,6 +109,41 @@ class BufferedClient(PahoClient):
             return True
         del out[:sent]
         return not out
+
+    def publish_qos0(self, topic: bytes, payload: bytes) -> bool:
+        """Write a QoS 0 PUBLISH (no retain) straight into the write buffer, without paho's
+        ``publish`` (an info object with a lock, a packet dict, a queue and ``loop_write``
+        per message, for a packet that needs no state). False, and nothing written, when
+        paho must do it: off the loop thread, not connected, or paho still holds packets
+        of its own (they go first: order is kept). ``topic`` must be a valid topic name
+        (no wildcards, 1-65535 bytes); the caller checks that once per topic."""
+        schedule = self._gw_schedule_flush
+        if (
+            schedule is None
+            or self.has_queued_packets()
+            or self.socket() is None
+            or threading.get_ident() != self._gw_loop_thread
+        ):
+            return False
+        v5 = self.protocol == MQTTProtocolVersion.MQTTv5
+        length = 2 + len(topic) + len(payload) + v5  # MQTT 5: an empty property list
+        out = self._gw_out
+        out.append(0x30)
+        while True:  # the remaining length: 7 bits a byte, high bit = more follows
+            if length < 0x80:
+                out.append(length)
+                break
+            out.append((length & 0x7F) | 0x80)
+            length >>= 7
+        out += len(topic).to_bytes(2, "big")
+        out += topic
+        if v5:
+            out.append(0)
+        out += payload
+        if not self._gw_flush_scheduled:
+            self._gw_flush_scheduled = True
+            schedule()
+        return True
 
     def sock_send(self, buf: bytes | bytearray) -> int:
         schedule = self._gw_schedule_flush

@@ -51,6 +51,7 @@ from gwproactor.observe.stats import LinkStats
 __all__ = ("MQTTClientWrapper",)
 
 _SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
+_TOPIC_CACHE_SIZE = 4096
 
 
 class MQTTClientWrapper:
@@ -89,6 +90,7 @@ class MQTTClientWrapper:
         self.stats = stats or LinkStats(name)
         self._log = logger or logging.getLogger(f"gwproactor.mqtt.{name}")
         self._subscriptions: dict[str, QOS] = {}  # as the link names them (unescaped)
+        self._qos0_topics: dict[str, bytes] = {}  # topic → as sent to the broker in use
         self._pending_subacks: dict[int, str] = {}
         self._backoff = Backoff(
             settings.reconnect_min_seconds,
@@ -201,6 +203,12 @@ class MQTTClientWrapper:
         client = self._client
         if not self._connected or client is None:
             return False
+        if qos == 0 and not retain:
+            wire = self._qos0_topics.get(topic)
+            if wire is None:
+                wire = self._qos0_topic(topic)
+            if wire and client.publish_qos0(wire, payload):
+                return True
         info = client.publish(self._wire(topic), payload, qos, retain)
         if client.want_write():  # paho wrote what it could; watch for writability if not all
             self._io.want_write()
@@ -288,6 +296,7 @@ class MQTTClientWrapper:
         if index != self._selector.index:
             self._selector.move_to(index)
         self._client = self._make_client()
+        self._qos0_topics.clear()  # the new broker may escape topics differently
         self._backoff.reset()
         self.stats.broker_switches += 1
         self._log.warning("link %s now uses broker %s", self.name, self.broker_label)
@@ -473,6 +482,17 @@ class MQTTClientWrapper:
         """Close whatever socket paho holds without waiting for the broker."""
         self._io.close()
         self._connected = False
+
+    def _qos0_topic(self, topic: str) -> bytes:
+        """The topic's bytes for :meth:`BufferedClient.publish_qos0`, or b"" when it is not
+        a valid topic name (paho's ``publish`` then says why). Cached, bounded."""
+        wire = self._wire(topic).encode()
+        if not 0 < len(wire) <= 65535 or b"+" in wire or b"#" in wire or b"\0" in wire:
+            wire = b""
+        if len(self._qos0_topics) >= _TOPIC_CACHE_SIZE:
+            self._qos0_topics.clear()
+        self._qos0_topics[topic] = wire
+        return wire
 
     def _wire(self, topic: str) -> str:
         """The topic as sent to this broker (dots escaped in gw/ topics if configured)."""

@@ -59,6 +59,8 @@ PRIVATE_NAMES: dict[str, str] = {
     "_send_puback": "acknowledges a QoS 1 PUBLISH the short path delivered, as paho would",
     "_max_inflight_messages": "the in-flight limit, set at CONNACK from the broker's Receive "
     "Maximum (paho's max_inflight_messages_set refuses once the socket is open)",
+    "_out_packet": "paho's queue of packets not yet written: a QoS 0 PUBLISH written "
+    "straight to the buffer waits while paho holds any (order is kept)",
 }
 
 #: Public paho names that older 2.x releases lack, with the release that added them.
@@ -124,6 +126,10 @@ class PahoClient(Client):
         """paho's in-flight limit (0: none), set at CONNACK time (paho's own setter refuses
         once the socket is open). Call it before anything is published on the connection."""
         self._max_inflight_messages = limit  # paho 2.2.0: read per publish and per ack
+
+    def has_queued_packets(self) -> bool:
+        """Whether paho holds packets it has not written yet (its write queue)."""
+        return bool(self._out_packet)  # paho 2.2.0: a deque of packets being written
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -528,8 +528,7 @@ class Proactor(ServicesInterface):
         ``actor`` there, if given) and publish it. Returns the link's Result (Err(LinkError)
         when it cannot take it now); raises LinkError for an unknown link. Loop-only; from a
         thread use ``event_loop.call_soon_threadsafe``."""
-        link = self.link(link_name)
-        return link.publish(link.message(payload, ack_required=ack_required, actor=actor))
+        return self.link(link_name).send(payload, ack_required=ack_required, actor=actor)
 
     def subscribe_raw(
         self,

@@ -27,6 +27,11 @@ DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 
 _HEADER_SERIALIZER = Header.__pydantic_serializer__
 _TOPIC_CACHE_SIZE = 4096
+_ACK_REQUIRED = {
+    True: b'","ack_required":true,"actor":"',
+    False: b'","ack_required":false,"actor":"',
+}
+_PAYLOAD = b'"},"payload":'
 
 
 class MessageRegistry:
@@ -90,6 +95,8 @@ class JsonCodec:
         self._any_event = Message[AnyEvent]
         # Topics repeat (the same src, dst and type over and over): parse each once.
         self._topics: dict[str, TopicParts | None] = {}
+        # (src, dst, type) → (topic, the envelope's bytes up to the message id's value).
+        self._heads: dict[tuple[str, str, str], tuple[str, bytes]] = {}
         self.refresh()
 
     def refresh(self) -> None:
@@ -128,6 +135,65 @@ class JsonCodec:
             )
         except Exception as e:  # pydantic raises PydanticSerializationError and friends
             raise EncodeError(f"cannot encode {message.header.message_type}: {e}") from e
+
+    def encode_new(
+        self,
+        src: str,
+        dst: str,
+        payload: Payload,
+        *,
+        message_id: str,
+        ack_required: bool = False,
+        actor: str = "",
+    ) -> tuple[str, bytes]:
+        """The topic and bytes of a new message, the same as ``topic``/``encode`` of
+        ``Message.create(src, dst, payload, ...)``, without building the message: the
+        header's bytes are written directly (its names are validated where they enter, so
+        only the id and the actor may need JSON escaping, which takes the general path).
+        Raises EncodeError."""
+        type_name = type(payload).type_name
+        key = (src, dst, type_name)
+        head = self._heads.get(key)
+        if head is None:
+            head = self._head(key)
+        topic, start = head
+        try:
+            payload_json = type(payload).__pydantic_serializer__.to_json(payload)
+        except Exception as e:  # pydantic raises PydanticSerializationError and friends
+            raise EncodeError(f"cannot encode {type_name}: {e}") from e
+        if _plain(message_id) and _plain(actor):
+            return topic, b"".join(
+                (
+                    start,
+                    message_id.encode(),
+                    _ACK_REQUIRED[ack_required],
+                    actor.encode(),
+                    _PAYLOAD,
+                    payload_json,
+                    b"}",
+                )
+            )
+        header = Header.model_construct(
+            src=src,
+            dst=dst,
+            message_type=type_name,
+            message_id=message_id,
+            ack_required=ack_required,
+            actor=actor,
+        )
+        return topic, self.encode_with_payload_json(header, payload_json)
+
+    def _head(self, key: tuple[str, str, str]) -> tuple[str, bytes]:
+        src, dst, type_name = key
+        header = Header.model_construct(
+            src=src, dst=dst, message_type=type_name, message_id="", ack_required=False, actor=""
+        )
+        header_json = _HEADER_SERIALIZER.to_json(header)
+        start = b'{"header":' + header_json[: header_json.index(b'"message_id":"') + 14]
+        if len(self._heads) >= _TOPIC_CACHE_SIZE:
+            self._heads.clear()
+        head = self._heads[key] = (topic_for(src, dst, type_name), start)
+        return head
 
     @staticmethod
     def encode_with_payload_json(header: Header, payload_json: bytes) -> bytes:
@@ -184,6 +250,11 @@ class JsonCodec:
                 )
             )
         return Ok(message)
+
+
+def _plain(text: str) -> bool:
+    """Whether ``text`` is its own JSON string body (printable ASCII, no quote or backslash)."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def _reason(error: ValidationError) -> str:

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gwproactor.mqtt._buffered import BufferedClient
 from gwproactor.mqtt._paho import attach_socket
+from tests.helpers import count_opcodes
 
 Delivery = tuple[str, bytes]
 
@@ -85,6 +86,17 @@ class Harness:
             return self.theirs.recv(65536)
         except BlockingIOError:
             return b""
+
+    def read_all(self) -> bytes:
+        """Everything written so far, however large."""
+        assert self.client.flush()
+        out = b""
+        while True:
+            try:
+                chunk = self.theirs.recv(65536)
+            except BlockingIOError:
+                return out
+            out += chunk
 
     def close(self) -> None:
         self.ours.close()
@@ -200,3 +212,60 @@ def test_same_deliveries_and_replies_as_paho(
         finally:
             h.close()
     assert outcomes[0] == outcomes[1]
+
+
+# -- outgoing: QoS 0 PUBLISH packets written straight into the buffer ------------------------
+
+
+def _writer(protocol: MQTTProtocolVersion) -> Harness:
+    return Harness(False, protocol)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    topic=st.binary(min_size=1, max_size=300).filter(lambda t: b"+" not in t and b"#" not in t),
+    payload_size=st.sampled_from([0, 1, 100, 127, 128, 16_000, 16_383, 16_384, 40_000]),
+    v5=st.booleans(),
+)
+def test_short_qos0_publish_writes_what_paho_writes(
+    topic: bytes, payload_size: int, v5: bool
+) -> None:
+    protocol = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
+    payload = bytes(range(256)) * (payload_size // 256) + b"x" * (payload_size % 256)
+    by_paho, short = _writer(protocol), _writer(protocol)
+    try:
+        by_paho.client.publish(topic.decode("latin-1"), payload, 0)
+        assert short.client.publish_qos0(topic.decode("latin-1").encode(), payload)
+        expected, got = by_paho.read_all(), short.read_all()
+        assert got == expected
+    finally:
+        by_paho.close()
+        short.close()
+
+
+def test_short_qos0_publish_waits_behind_packets_paho_holds() -> None:
+    h = _writer(MQTTProtocolVersion.MQTTv311)
+    try:
+        # Inside a paho callback paho queues a packet instead of writing it at once.
+        with h.client._in_callback_mutex:
+            h.client.publish("t/first", b"1", 1)
+            assert not h.client.publish_qos0(b"t/second", b"2")  # would overtake it
+        h.client.loop_write()
+        assert h.client.publish_qos0(b"t/second", b"2")
+        written = h.read_all()
+        assert written.index(b"t/first") < written.index(b"t/second")
+    finally:
+        h.close()
+
+
+def test_short_qos0_publish_is_a_fraction_of_pahos_bytecode() -> None:
+    h = _writer(MQTTProtocolVersion.MQTTv311)
+    try:
+        payload = b"p" * 273
+        h.client.publish("gw/a/to/b/x.y", payload, 0)  # first-call costs out of the count
+        h.client.publish_qos0(b"gw/a/to/b/x.y", payload)
+        by_paho = count_opcodes(lambda: h.client.publish("gw/a/to/b/x.y", payload, 0))
+        short = count_opcodes(lambda: h.client.publish_qos0(b"gw/a/to/b/x.y", payload))
+        assert short <= 0.25 * by_paho, (short, by_paho)
+    finally:
+        h.close()

@@ -3,9 +3,6 @@ grow with the number of filters (counted in Python bytecode instructions, not ti
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 from hypothesis import given, settings
@@ -17,6 +14,7 @@ from gwproactor.observe.stats import LinkStats
 from gwproactor.routing import RawRouter
 from gwproactor.routing._raw import TopicTree
 from gwproactor.wire.message import Message
+from tests.helpers import count_opcodes
 
 _LEVEL = st.sampled_from(["a", "b", "c", "$SYS", "", "dev1"])
 _FILTER_LEVEL = st.sampled_from(["a", "b", "c", "$SYS", "", "dev1", "+"])
@@ -90,25 +88,6 @@ def test_delivery_order_and_unsubscribe() -> None:
     assert len(out) == 8
 
 
-def _opcodes(run: Callable[[], None]) -> int:
-    """Python bytecode instructions executed by ``run`` (C code counts as one call)."""
-    count = 0
-
-    def trace(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal count
-        frame.f_trace_opcodes = True
-        if event == "opcode":
-            count += 1
-        return trace
-
-    sys.settrace(trace)
-    try:
-        run()
-    finally:
-        sys.settrace(None)
-    return count
-
-
 def _opcodes_per_message(filters: int, distinct_topics: bool) -> float:
     router, link, out = _router()
     link_: Any = link
@@ -123,7 +102,7 @@ def _opcodes_per_message(filters: int, distinct_topics: bool) -> float:
         for topic in topics:
             router.received(link_, topic, b"42")
 
-    count = _opcodes(run)
+    count = count_opcodes(run)
     assert len(out) == len(topics)
     return count / len(topics)
 
