@@ -17,7 +17,7 @@ from gwproactor.links._acks import AckTracker
 from gwproactor.links._dedup import DedupWindow
 from gwproactor.links._state import LinkInput, LinkState, transition
 from gwproactor.mqtt import QOS, Transport, TransportListener
-from gwproactor.observe.stats import LinkStats
+from gwproactor.observe.stats import OTHER, LinkStats
 from gwproactor.wire.codec import JsonCodec
 from gwproactor.wire.message import Ack, Acks, Event, Header, Message, Payload, Ping, new_message_id
 from gwproactor.wire.names import TOPIC_ROOT, status_topic, topic_for
@@ -234,7 +234,7 @@ class Link(TransportListener):
             self._acks.start(header.message_id)
         self.last_sent = self._clock()
         self.last_sent_wall = time.time()
-        self.stats.messages_out[header.message_type] += 1
+        self.stats.messages_out[self.type_label(header.message_type)] += 1
         return Ok(None)
 
     def subscribe_raw(self, topic_filter: str, qos: QOS | None = None) -> None:
@@ -353,7 +353,7 @@ class Link(TransportListener):
         self.last_heard = self._clock()
         self.last_heard_wall = time.time()
         message_type = header.message_type
-        self.stats.messages_in[message_type] += 1
+        self.stats.messages_in[self.type_label(message_type)] += 1
         if message_type in (_ACK, _ACKS):
             self._answered()  # any ack: our publishes reach the peer
             self._heard()
@@ -377,6 +377,11 @@ class Link(TransportListener):
             return
         if message_type != _PING:
             self._receive(self.name, message)
+
+    def type_label(self, message_type: str) -> str:
+        """The stats label of a message type: itself when registered, else ``other`` (a
+        peer chooses the types it sends; counters keyed by them must stay bounded)."""
+        return message_type if message_type in self.codec.registry else OTHER
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -25,11 +25,21 @@ class RecentProblem:
     suppressed: int
 
 
+MAX_KEYS = 1000
+"""Rate-limit keys remembered at once. Keys name kinds of problems (``unroutable:no_route``,
+``<link>:decode.json``), never what a peer sent, so this is never reached in practice; if
+some caller does put peer-chosen text in a key, the keys past this bound share one bucket
+(:data:`OVERFLOW_KEY`) instead of growing memory and the problem rate without limit."""
+
+OVERFLOW_KEY = "overflow"
+
+
 class ProblemReporter:
     """Loop-only. Reports with the same key are rate-limited to one per ``interval``; the
     ones held back are counted and their number goes with the next report. A reported
     problem is also stored as a :class:`ProblemEvent` through ``generate_event``, unless
-    reporting a problem is itself what fails (then it is only logged)."""
+    reporting a problem is itself what fails (then it is only logged). At most
+    :data:`MAX_KEYS` keys are tracked (see there)."""
 
     def __init__(
         self,
@@ -51,6 +61,7 @@ class ProblemReporter:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self._reporting = False
+        self._last_sweep = -float("inf")
         self.recent: deque[RecentProblem] = deque(maxlen=keep)
 
     def report(
@@ -69,6 +80,11 @@ class ProblemReporter:
         self._stats.problems_reported += 1
         now = time.monotonic()
         last = self._last.get(key)
+        if last is None and len(self._last) >= MAX_KEYS:
+            self._forget_expired(now)
+            if len(self._last) >= MAX_KEYS:
+                key = OVERFLOW_KEY
+                last = self._last.get(key)
         if last is not None and now - last < self.interval_seconds:
             self._suppressed[key] = self._suppressed.get(key, 0) + 1
             return
@@ -96,3 +112,17 @@ class ProblemReporter:
             )
         finally:
             self._reporting = False
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop keys whose interval is over and that hold nothing back (at most once per
+        interval: under a flood of new keys this is not a scan per report)."""
+        if now - self._last_sweep < self.interval_seconds:
+            return
+        self._last_sweep = now
+        expired = [
+            k
+            for k, t in self._last.items()
+            if now - t >= self.interval_seconds and k not in self._suppressed
+        ]
+        for k in expired:
+            del self._last[k]

@@ -7,16 +7,29 @@ enough (no locks). Readers on other threads may see a slightly old value, never 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ("LinkStats", "ProactorStats")
+__all__ = ("OTHER", "LinkStats", "ProactorStats", "bounded_label")
+
+OTHER = "other"
+"""The one label for every value that came from the wire and is not a known one."""
+
+
+def bounded_label(value: str, known: Container[str]) -> str:
+    """``value`` if it is a known one (a registered type, a configured actor or link), else
+    :data:`OTHER`. Every counter keyed by something a peer chooses goes through this, so a
+    peer sending 100,000 distinct names adds one key, not 100,000 (memory, /metrics,
+    /status)."""
+    return value if value in known else OTHER
 
 
 @dataclass
 class LinkStats:
     name: str
-    messages_in: Counter[str] = field(default_factory=Counter)  # by message type
+    # By message type: registered types, the rest under OTHER (bounded_label).
+    messages_in: Counter[str] = field(default_factory=Counter)
     messages_out: Counter[str] = field(default_factory=Counter)
     decode_errors: Counter[str] = field(default_factory=Counter)  # by reason
     raw_in: int = 0
@@ -55,7 +68,9 @@ class ProactorStats:
     links: dict[str, LinkStats] = field(default_factory=dict)
     dispatched: int = 0
     handler_errors: Counter[str] = field(default_factory=Counter)  # by communicator
-    unroutable: Counter[str] = field(default_factory=Counter)  # by destination
+    # By reason: unknown_actor (a link message naming an actor we do not have), no_route
+    # (no actor named and no route for its type), unknown_destination (a local send).
+    unroutable: Counter[str] = field(default_factory=Counter)
     queue_pauses: int = 0
     queue_high_water: int = 0
     events_generated: int = 0

@@ -239,12 +239,7 @@ class Dispatcher:
             target = dst
         communicator = self._communicators.get(target)
         if communicator is None:
-            self._stats.unroutable[target or header.message_type] += 1
-            self._report_problem(
-                f"unroutable {header.message_type}",
-                f"no communicator {target!r} for {header.message_type} from {header.src}",
-                key=f"unroutable:{target}:{header.message_type}",
-            )
+            self._unroutable(header, target)
             return
         error: BaseException | None = None
         try:
@@ -259,6 +254,23 @@ class Dispatcher:
             self._failed(target, header.message_type, error)
         if self._hub:
             self._hub.emit("message.dispatched", target, {"message": message, "error": error})
+
+    def _unroutable(self, header: Header, target: str) -> None:
+        # Counted and rate-limited by reason, never by the names in the message: a peer
+        # choosing 100,000 actor names must not make 100,000 counter keys or problems.
+        if header.dst != self._gateway:
+            reason = "unknown_destination"
+        elif header.actor:
+            reason = "unknown_actor"
+        else:
+            reason = "no_route"
+        self._stats.unroutable[reason] += 1
+        self._report_problem(
+            f"unroutable message ({reason})",
+            f"no communicator {target[:64]!r} for {header.message_type[:64]} from "
+            f"{header.src[:64]}",
+            key=f"unroutable:{reason}",
+        )
 
     def _failed(self, target: str, message_type: str, error: BaseException) -> None:
         self._stats.handler_errors[target] += 1

@@ -113,7 +113,7 @@ def _errors_middleware(manager: ServedBy) -> Middleware:
             raise
         except Exception as e:
             route = request.match_info.route.resource
-            where = route.canonical if route is not None else request.path
+            where = route.canonical if route is not None else "(unmatched)"  # bounded key
             log.error(  # noqa: TRY400  (one line at ERROR, the traceback at DEBUG: STYLE 14)
                 "web: %s %s failed: %s: %s", request.method, where, type(e).__name__, e
             )
