@@ -41,10 +41,10 @@ from gwproactor.config import (
 )
 from gwproactor.errors import (
     ConfigError,
-    ConnectError,
     DecodeError,
     EncodeError,
     InvalidNameError,
+    InvalidQueryError,
     LinkError,
     ProactorError,
     QueueFullError,
@@ -53,6 +53,7 @@ from gwproactor.errors import (
     StoreError,
     StoreFullError,
     WebServerError,
+    WireError,
 )
 from gwproactor.links import Link, LinkState
 from gwproactor.mqtt import MQTTClients, MQTTClientWrapper, Subscription
@@ -139,7 +140,7 @@ __all__ = (
     # errors
     "ProactorError",
     "ConfigError",
-    "ConnectError",
+    "WireError",
     "DecodeError",
     "EncodeError",
     "InvalidNameError",
@@ -149,5 +150,6 @@ __all__ = (
     "StateError",
     "StoreError",
     "StoreFullError",
+    "InvalidQueryError",
     "WebServerError",
 )

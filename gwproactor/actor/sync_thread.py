@@ -22,7 +22,7 @@ from result import Err, Ok, Result
 
 from gwproactor.actor.communicator import Actor, ServicesInterface
 from gwproactor.config import ActorSettings
-from gwproactor.errors import QueueFullError
+from gwproactor.errors import QueueFullError, StateError
 from gwproactor.watchdog.monitored import MonitoredName
 from gwproactor.wire.message import Message
 
@@ -77,7 +77,7 @@ class AsyncQueueWriter(Generic[T]):
 
     def put(self, item: T) -> None:
         if self._loop is None or self._sink is None:
-            raise RuntimeError("AsyncQueueWriter has no loop yet")
+            raise StateError("AsyncQueueWriter has no loop yet")
         self._loop.call_soon_threadsafe(self._sink, item)
 
 

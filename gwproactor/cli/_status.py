@@ -18,6 +18,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gwproactor.errors import ProactorError
+
 __all__ = (
     "EXIT_ERROR_ANSWER",
     "EXIT_UNREACHABLE",
@@ -47,11 +49,11 @@ STATE_STYLE = {
 _PROBLEMS_SHOWN = 10
 
 
-class GatewayUnreachableError(Exception):
+class GatewayUnreachableError(ProactorError):
     """No HTTP answer: refused, timed out, bad host, not HTTP, or a URL we cannot use."""
 
 
-class GatewayAnswerError(Exception):
+class GatewayAnswerError(ProactorError):
     """The gateway answered with an error status; ``message`` is its explanation."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from result import Err, Ok, Result
 
 from gwproactor.config import LinkSettings
-from gwproactor.errors import EncodeError, LinkError
+from gwproactor.errors import ConfigError, EncodeError, LinkError
 from gwproactor.links._acks import AckTracker
 from gwproactor.links._dedup import DedupWindow
 from gwproactor.links._state import LinkInput, LinkState, transition
@@ -242,7 +242,7 @@ class Link(TransportListener):
         reconnect, and part of "every subscription acknowledged")."""
         if topic_filter.split("/", 1)[0] in ("gw", "+", "#"):
             # '+/...' and '#' would also match gw/ topics, which go to the codec, not here.
-            raise ValueError(f"raw filter {topic_filter!r} overlaps the gw/ topics")
+            raise ConfigError(f"raw filter {topic_filter!r} overlaps the gw/ topics")
         self.transport.subscribe(topic_filter, self.qos if qos is None else qos)
 
     def unsubscribe_raw(self, topic_filter: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from gwproactor.config import QOS, BrokerSettings
+from gwproactor.errors import ConfigError, StateError
 from gwproactor.mqtt._client import MQTTClientWrapper
 from gwproactor.mqtt._types import TransportListener
 from gwproactor.observe.stats import LinkStats
@@ -44,9 +45,9 @@ class MQTTClients:
         logger: logging.Logger | None = None,
     ) -> MQTTClientWrapper:
         if name in self.clients:
-            raise ValueError(f"MQTT client {name!r} exists already")
+            raise ConfigError(f"MQTT client {name!r} exists already")
         if self._executor is not None:
-            raise RuntimeError("add every client before the first one starts")
+            raise StateError("add every client before the first one starts")
         client = MQTTClientWrapper(
             name,
             settings,

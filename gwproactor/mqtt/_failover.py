@@ -18,6 +18,7 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import MQTTErrorCode
 
 from gwproactor.config import BrokerSettings
+from gwproactor.errors import ConfigError
 from gwproactor.mqtt._factory import new_paho_client
 from gwproactor.mqtt._paho import close_all
 
@@ -34,7 +35,7 @@ class BrokerSelector:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not brokers:
-            raise ValueError("a link needs at least one broker")
+            raise ConfigError("a link needs at least one broker")
         self.brokers = list(brokers)
         self.failover_after_seconds = failover_after_seconds
         self.index = 0

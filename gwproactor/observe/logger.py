@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from gwproactor.errors import ConfigError
+
 __all__ = ("ProactorLogger",)
 
 BASE = "gwproactor"
@@ -47,7 +49,8 @@ class ProactorLogger:
 
     def set_category_level(self, category: str, level: str) -> None:
         """Set one category's level (``general``, ``message_summary``, ``lifecycle``,
-        ``comm_event``). Raises ValueError for an unknown category or level."""
+        ``comm_event``). Raises ConfigError for an unknown category, ValueError for an
+        unknown level."""
         logger = {
             "general": self.general,
             "message_summary": self.message_summary,
@@ -55,7 +58,7 @@ class ProactorLogger:
             "comm_event": self.comm_event,
         }.get(category)
         if logger is None:
-            raise ValueError(f"unknown log category {category!r}")
+            raise ConfigError(f"unknown log category {category!r}")
         logger.setLevel(level.upper())
 
     def levels(self) -> dict[str, str]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gwproactor.config import LoggingSettings
+from gwproactor.errors import ConfigError
 from gwproactor.observe.logger import ProactorLogger
 
 __all__ = (
@@ -189,7 +190,7 @@ def stream_handler(fmt: str, stream: TextIO | None = None) -> logging.Handler:
     elif fmt in ("plain", "journal"):
         handler.setFormatter(OneLineFormatter(journal=fmt == "journal"))
     else:
-        raise ValueError(f"no plain handler for log format {fmt!r}")
+        raise ConfigError(f"no plain handler for log format {fmt!r}")
     return handler
 
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gwproactor.errors import StateError
 from gwproactor.events import EventManager
 from gwproactor.links import Link, LinkInput, LinkOwner, LinkState
 from gwproactor.observe.listeners import ListenerHub
@@ -60,7 +61,7 @@ class InboundRouter(LinkOwner):
     def events(self) -> EventManager:
         events = self._events
         if events is None:
-            raise RuntimeError("InboundRouter used before bind_events()")
+            raise StateError("InboundRouter used before bind_events()")
         return events
 
     def on_link_state(self, link: Link, old: LinkState, new: LinkState, cause: LinkInput) -> None:

@@ -27,7 +27,7 @@ from gwproactor.actor.communicator import (
     load_actor,
 )
 from gwproactor.config import ProactorSettings
-from gwproactor.errors import LinkError, RoutingError, StateError, StoreError
+from gwproactor.errors import ConfigError, LinkError, RoutingError, StateError, StoreError
 from gwproactor.events import EventManager
 from gwproactor.links import Link, TransportFactory
 from gwproactor.links._mqtt import mqtt_transport_factory
@@ -276,7 +276,7 @@ class Proactor(ServicesInterface):
         ValueError on a name clash or a type name registered twice."""
         name = communicator.name
         if name in self._communicators or name in self.links or name == self._name:
-            raise ValueError(f"communicator name {name!r} is taken")
+            raise ConfigError(f"communicator name {name!r} is taken")
         self._communicators[name] = communicator
         payload_types = getattr(communicator, "payload_types", ())
         if payload_types:

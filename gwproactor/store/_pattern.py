@@ -16,6 +16,8 @@ import functools
 import sqlite3
 from dataclasses import dataclass
 
+from gwproactor.errors import InvalidQueryError
+
 __all__ = (
     "SQL_MATCH_FUNCTION",
     "TypePattern",
@@ -99,24 +101,25 @@ def compile_pattern(pattern: str) -> TypePattern:
     """Validate ``pattern`` and return its compiled form (cached).
 
     Raises:
-        ValueError: the pattern is empty, has an empty level (``a..b``, ``.a``, ``a.``),
-            a wildcard mixed with other characters in a level (``a*``, ``a.b?``), or a
-            ``*`` that is not the last level (``a.*.b``). The message names the problem.
+        InvalidQueryError: (a ValueError) the pattern is empty, has an empty level
+            (``a..b``, ``.a``, ``a.``), a wildcard mixed with other characters in a level
+            (``a*``, ``a.b?``), or a ``*`` that is not the last level (``a.*.b``). The
+            message names the problem.
     """
     if not pattern:
-        raise ValueError("invalid type pattern '': empty")
+        raise InvalidQueryError("invalid type pattern '': empty")
     levels = tuple(pattern.split(_LEVEL_SEP))
     last = len(levels) - 1
     for i, level in enumerate(levels):
         if not level:
-            raise ValueError(f"invalid type pattern {pattern!r}: level {i + 1} is empty")
+            raise InvalidQueryError(f"invalid type pattern {pattern!r}: level {i + 1} is empty")
         if level == ANY_SUFFIX:
             if i != last:
-                raise ValueError(
+                raise InvalidQueryError(
                     f"invalid type pattern {pattern!r}: '*' is only allowed as the last level"
                 )
         elif level != ONE_LEVEL and (ONE_LEVEL in level or ANY_SUFFIX in level):
-            raise ValueError(
+            raise InvalidQueryError(
                 f"invalid type pattern {pattern!r}: level {level!r} mixes a wildcard with "
                 "other characters; '?' and '*' must be whole levels"
             )

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from result import Err, Result
 
-from gwproactor.errors import StateError, StoreError
+from gwproactor.errors import InvalidQueryError, StateError, StoreError
 from gwproactor.store._model import StoredEvent, StoreState, StoreStats
 from gwproactor.store._ops import (
     AckOp,
@@ -376,9 +376,9 @@ class EventStore:
         (False) events. Returns the first ``limit`` matches, or the last ``limit`` when
         ``latest`` (still in ascending seq order). Sees every write submitted before it.
 
-        Raises ``ValueError`` for an invalid pattern or a ``limit`` outside
-        ``1..max_query_limit``, ``StoreError`` if the read fails, ``StateError`` unless
-        running. Cancellation abandons the result; the read itself still runs.
+        Raises ``InvalidQueryError`` (a ``ValueError``) for an invalid pattern or a
+        ``limit`` outside ``1..max_query_limit``, ``StoreError`` if the read fails,
+        ``StateError`` unless running. Cancellation abandons the result; the read itself still runs.
         """
         self._check_limit(limit)
         conditions: list[str] = []
@@ -426,7 +426,9 @@ class EventStore:
 
     def _check_limit(self, limit: int) -> None:
         if not 1 <= limit <= self._settings.max_query_limit:
-            raise ValueError(f"limit must be in 1..{self._settings.max_query_limit}, got {limit}")
+            raise InvalidQueryError(
+                f"limit must be in 1..{self._settings.max_query_limit}, got {limit}"
+            )
 
     def _deliver(self, out: BatchOutcome) -> None:
         """Apply one batch's outcome. Loop thread, via ``call_soon_threadsafe``."""

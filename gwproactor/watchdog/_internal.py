@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gwproactor.errors import StateError
+from gwproactor.errors import ConfigError, StateError
 from gwproactor.watchdog._spin import PollCounter
 from gwproactor.watchdog.monitored import MonitoredName
 
@@ -109,7 +109,7 @@ class InternalWatchdog:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if min(check_interval_seconds, loop_timeout_seconds, spin_seconds) <= 0:
-            raise ValueError("watchdog intervals and timeouts must be positive")
+            raise ConfigError("watchdog intervals and timeouts must be positive")
         self.check_interval_seconds = check_interval_seconds
         self.loop_timeout_seconds = loop_timeout_seconds
         self.spin_polls_per_second = spin_polls_per_second
@@ -151,14 +151,15 @@ class InternalWatchdog:
     def register(self, monitored: MonitoredName) -> None:
         """Watch ``monitored`` from now on: if it never pats, it stalls ``timeout_seconds``
         after this call. Registering a name again replaces its timeout and keeps its last
-        pat. Loop-only. Raises ValueError for :data:`LOOP_NAME` (the watchdog's own)."""
+        pat. Loop-only. Raises ConfigError (a ValueError) for :data:`LOOP_NAME` (the
+        watchdog's own)."""
         if monitored.name in (LOOP_NAME, SPIN_NAME):
-            raise ValueError(f"{monitored.name!r} is the watchdog's own name for the event loop")
+            raise ConfigError(f"{monitored.name!r} is the watchdog's own name for the event loop")
         self._register(monitored)
 
     def _register(self, monitored: MonitoredName) -> None:
         if monitored.timeout_seconds <= 0:
-            raise ValueError(f"{monitored.name}: timeout must be positive")
+            raise ConfigError(f"{monitored.name}: timeout must be positive")
         if monitored.name not in self._monitored:
             self._pats[monitored.name] = self._clock()
         self._monitored[monitored.name] = monitored

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from result import Err, Ok
 
-from gwproactor.errors import StateError
+from gwproactor.errors import ConfigError, StateError
 from gwproactor.watchdog._external import run_pat_command
 from gwproactor.watchdog._internal import InternalWatchdog, call_guarded
 from gwproactor.watchdog._sdnotify import SdNotifier, one_line
@@ -71,10 +71,10 @@ class WatchdogPatter:
         on_pat: Callable[[PatOutcome], None] | None = None,
     ) -> None:
         if external_command and external_interval_seconds is None and interval_seconds is None:
-            raise ValueError("an external pat command needs external_interval_seconds")
+            raise ConfigError("an external pat command needs external_interval_seconds")
         for value in (external_interval_seconds, interval_seconds, external_timeout_seconds):
             if value is not None and value <= 0:
-                raise ValueError("watchdog intervals and timeouts must be positive")
+                raise ConfigError("watchdog intervals and timeouts must be positive")
         self._watchdog = watchdog
         self._notifier = notifier or SdNotifier({})
         self._external_command = list(external_command)

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from gwproactor.actor.communicator import HTTPHandler
-from gwproactor.errors import StateError, WebServerError
+from gwproactor.errors import ConfigError, StateError, WebServerError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -74,12 +74,12 @@ class WebManager:
         ``enabled`` (default True), ``client_max_size`` (the aiohttp application's), and
         TCPSite's ``ssl_context``, ``backlog``, ``reuse_address``, ``reuse_port``.
 
-        Raises ValueError for a name already configured, TypeError for another keyword,
-        StateError while running. Loop-only, not thread-safe.
+        Raises ConfigError (a ValueError) for a name already configured, TypeError for
+        another keyword, StateError while running. Loop-only, not thread-safe.
         """
         self._require_stopped("add_server")
         if name in self.servers:
-            raise ValueError(f"web server {name!r} is already configured")
+            raise ConfigError(f"web server {name!r} is already configured")
         enabled = bool(kwargs.pop("enabled", True))
         unknown = set(kwargs) - _SITE_KWARGS - _APP_KWARGS
         if unknown:
@@ -103,14 +103,14 @@ class WebManager:
         ``mutating=True`` puts the route behind the bearer token (``settings.web.token``,
         on every server; with no token configured such routes answer 403); by default every method
         other than GET/HEAD/OPTIONS is mutating. Other ``kwargs`` go to aiohttp's
-        ``add_route`` (``name``, ``expect_handler``). Raises ValueError for a route already
+        ``add_route`` (``name``, ``expect_handler``). Raises ConfigError for a route already
         added, StateError while running. Loop-only, not thread-safe.
         """
         self._require_stopped("add_route")
         method = method.upper()
         mutating = is_mutating(method, kwargs.pop("mutating", None))
         if any((r.server, r.method, r.path) == (server_name, method, path) for r in self.routes):
-            raise ValueError(f"route {method} {path} on {server_name!r} is already added")
+            raise ConfigError(f"route {method} {path} on {server_name!r} is already added")
         self.routes.append(RouteConfig(server_name, method, path, handler, mutating, kwargs))
 
     def route_strings(self) -> dict[str, list[str]]:

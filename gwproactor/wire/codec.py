@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from result import Err, Ok, Result
 
-from gwproactor.errors import DecodeError, EncodeError
+from gwproactor.errors import ConfigError, DecodeError, EncodeError
 from gwproactor.wire.message import Ack, Acks, AnyEvent, Event, Header, Message, Payload, Ping
 from gwproactor.wire.names import TopicParts, parse_topic, topic_for, validate_name
 
@@ -48,13 +48,13 @@ class MessageRegistry:
         self.register(*payload_types)
 
     def register(self, *payload_types: type[Payload]) -> None:
-        """Add payload types. Raises ValueError if a type has no ``type_name`` or if the
+        """Add payload types. Raises ConfigError if a type has no ``type_name`` or if the
         name is taken by a different class; InvalidNameError if the name is not allowed."""
         for payload_type in payload_types:
             name = validate_name(payload_type.type_name, "message type name")
             existing = self._types.get(name)
             if existing is not None and existing is not payload_type:
-                raise ValueError(
+                raise ConfigError(
                     f"message type {name!r} is registered twice: "
                     f"{existing.__qualname__} and {payload_type.__qualname__}"
                 )
