@@ -14,6 +14,7 @@ from typing import Any
 from result import Err, Ok, Result
 
 from gwproactor.store import StoredEvent, compile_pattern
+from gwproactor.web._params import INT64_MAX, BadParamError, int_param
 
 __all__ = ("DEFAULT_LIMIT", "EVENT_PARAMS", "EventQuery", "event_json", "parse_event_query")
 
@@ -35,8 +36,7 @@ class EventQuery:
     pending: bool | None = None
 
 
-class _BadQueryError(ValueError):
-    """One parameter is wrong; the message is what the client sees."""
+_BadQueryError = BadParamError
 
 
 def parse_event_query(
@@ -67,13 +67,12 @@ def _parse(params: Mapping[str, str], keys: list[str], max_limit: int) -> EventQ
             compile_pattern(pattern)
         except ValueError as e:
             raise _BadQueryError(str(e)) from None
-    start_ns = _int(values, "start_ns")
-    end_ns = _int(values, "end_ns")
-    limit = _int(values, "limit")
+    # Wall-clock nanoseconds since the epoch: 0 up to what sqlite's 64-bit INTEGER holds.
+    start_ns = int_param(values, "start_ns", low=0, high=INT64_MAX)
+    end_ns = int_param(values, "end_ns", low=0, high=INT64_MAX)
+    limit = int_param(values, "limit", low=1, high=max_limit)
     if start_ns is not None and end_ns is not None and end_ns < start_ns:
         raise _BadQueryError(f"end_ns ({end_ns}) is before start_ns ({start_ns})")
-    if limit is not None and not 1 <= limit <= max_limit:
-        raise _BadQueryError(f"limit must be between 1 and {max_limit}, got {limit}")
     return EventQuery(
         pattern=pattern,
         start_ns=start_ns,
@@ -81,16 +80,6 @@ def _parse(params: Mapping[str, str], keys: list[str], max_limit: int) -> EventQ
         limit=DEFAULT_LIMIT if limit is None else limit,
         pending=_bool(values, "pending"),
     )
-
-
-def _int(values: Mapping[str, str], key: str) -> int | None:
-    text = values.get(key)
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise _BadQueryError(f"{key} must be an integer, got {text!r}") from None
 
 
 def _bool(values: Mapping[str, str], key: str) -> bool | None:
