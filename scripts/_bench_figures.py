@@ -329,6 +329,14 @@ def _events(rounds: list[Json]) -> list[Figure]:
         ),
         Figure(
             section,
+            "    of which the event loop's thread",
+            "µs",
+            _series(rounds, "events", "awaited", "loop_cpu_us_per_event"),
+            pending=_pending(rounds, "awaited"),
+            digits=1,
+        ),
+        Figure(
+            section,
             "  wall time per awaited event",
             "µs",
             _series(rounds, "events", "awaited", "wall_us_per_event"),

@@ -301,7 +301,8 @@ def _brief(data: Json) -> str:
     if "cpu_us_per_event" in awaited:
         parts.append(
             f"awaited {awaited['rate']:,.0f} events/s at {awaited['cpu_us_per_event']:.0f} µs "
-            f"CPU (fsync {awaited['fsync_us']:.0f} µs)"
+            f"CPU ({awaited['loop_cpu_us_per_event']:.0f} on the loop; fsync "
+            f"{awaited['fsync_us']:.0f} µs)"
         )
     for key in ("burst", "reupload"):
         value = data.get(key, {})
