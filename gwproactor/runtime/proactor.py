@@ -38,6 +38,7 @@ from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.stats import ProactorStats
 from gwproactor.routing import Dispatcher, InboundRouter, RawRouter
 from gwproactor.runtime._health import GatewayHealth
+from gwproactor.runtime._instance import InstanceLock
 from gwproactor.runtime._lifecycle import Lifecycle, ProactorState
 from gwproactor.runtime._shutdown import stop_parts
 from gwproactor.runtime._status import build_status
@@ -147,6 +148,7 @@ class Proactor(ServicesInterface):
                 logger=self._logger.child(f"link.{link_name}"),
             )
         self.paths = settings.paths.resolve(self._name)
+        self._instance_lock = InstanceLock(self.paths.state_dir)
         self.store = EventStore(
             self.paths.store_file, settings.store, on_problem=self._on_store_problem
         )
@@ -365,6 +367,7 @@ class Proactor(ServicesInterface):
         self._lifecycle.info("%s starting", self._name)
         try:
             self.paths.ensure()
+            self._instance_lock.acquire()  # one instance per gateway: before the store opens
             await self.store.start()
             self.events.start()
             # Before the links start: nothing newer may overtake what is still owed.
@@ -471,6 +474,7 @@ class Proactor(ServicesInterface):
         )
         for error in errors:
             self._lifecycle.error("%s: error while stopping: %s", self._name, error)
+        self._instance_lock.release()  # last: the store is closed
         self._life.set(ProactorState.stopped)
         self._lifecycle.info("%s stopped", self._name)
         if self._stopped is not None:
