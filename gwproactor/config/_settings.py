@@ -101,6 +101,18 @@ class BrokerSettings(_Model):
     reconnect_jitter: float = Field(
         default=0.5, ge=0, le=1, description="fraction of each delay drawn at random"
     )
+    stable_connection_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a connection must last this long to reset the reconnect backoff "
+        "(one thrown out sooner, SUBACKs or not, keeps backing off)",
+    )
+    clash_after_drops: int = Field(
+        default=3,
+        ge=1,
+        description="this many connections in a row lost within stable_connection_seconds "
+        "are reported as a client id probably used by another process",
+    )
     misc_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often paho's keepalive bookkeeping runs"
     )

@@ -316,6 +316,9 @@ class Link(TransportListener):
     def on_transport_read_done(self) -> None:
         self._read_done()
 
+    def on_transport_problem(self, kind: str, detail: str) -> None:
+        self._owner.on_link_problem(self, kind, detail)
+
     def on_transport_broker_changed(self, broker: str) -> None:
         self._owner.on_link_broker_changed(self, broker)
 

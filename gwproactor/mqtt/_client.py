@@ -110,6 +110,9 @@ class MQTTClientWrapper:
         self._connect_error = ""
         self._attempt_reported = False
         self._switch_now = False
+        self._connected_since = 0.0
+        self._short_connections = 0  # in a row, each lost within stable_connection_seconds
+        self._clash_reported = False
         self._failback_task: asyncio.Task[None] | None = None
 
     @property
@@ -136,6 +139,11 @@ class MQTTClientWrapper:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def backoff_steps(self) -> int:
+        """Reconnect delays taken since the backoff was last reset (by a stable connection)."""
+        return self._backoff.failures
 
     @property
     def broker_label(self) -> str:
@@ -246,8 +254,7 @@ class MQTTClientWrapper:
                     stop_wait.cancel()
                     lost_wait.cancel()
                 self._cancel_failback()
-                if self._good_connection:
-                    self._backoff.reset()
+                self._judge_connection()
             elif self._selector.failed():
                 self._use_broker(self._selector.index)
             if self._stop_requested.is_set():
@@ -259,6 +266,35 @@ class MQTTClientWrapper:
             self._log.debug("reconnecting to %s in %.2f s", self.broker_label, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_requested.wait(), delay)
+
+    def _judge_connection(self) -> None:
+        """After a connection ended: reset the backoff only if it lasted; count the ones
+        thrown out soon after they were made. Several in a row is what a broker does to two
+        clients with the same id (each CONNECT takes the session over from the other), and
+        resetting the backoff then would make both reconnect every 0.25 s for ever."""
+        assert self._loop is not None and self._stop_requested is not None
+        if self._stop_requested.is_set() or self._switch_now:
+            return  # ended on purpose
+        lived = self._loop.time() - self._connected_since
+        if lived >= self.settings.stable_connection_seconds:
+            if self._good_connection:
+                self._backoff.reset()
+            if self._clash_reported:
+                self._log.warning("link %s: connections are stable again", self.name)
+            self._short_connections = 0
+            self._clash_reported = False
+            return
+        self._short_connections += 1
+        self.stats.short_connections += 1
+        if self._short_connections >= self.settings.clash_after_drops and not self._clash_reported:
+            self._clash_reported = True
+            self._listener.on_transport_problem(
+                "client_id_clash",
+                f"client id {self.client_id} is probably used by another process: "
+                f"{self._short_connections} connections in a row to {self.broker_label} "
+                f"lost within {self.settings.stable_connection_seconds:g} s (last: "
+                f"{self.last_error or 'closed'}); backing off",
+            )
 
     async def _connect_once(self) -> bool:
         """One attempt: connect in the executor, then await CONNACK on the loop. Every
@@ -407,6 +443,7 @@ class MQTTClientWrapper:
         if self.settings.max_inflight is None and isinstance(client, BufferedClient):
             client.limit_inflight(self._inflight_limit(properties))
         self._connected = True
+        self._connected_since = self._loop.time() if self._loop is not None else 0.0
         self.stats.connects += 1
         if self._ever_connected:
             self.stats.reconnects += 1

@@ -41,6 +41,10 @@ class TransportListener(Protocol):
     def on_transport_broker_changed(self, broker: str) -> None:
         """The transport failed over (or back) to another broker."""
 
+    def on_transport_problem(self, kind: str, detail: str) -> None:
+        """Something the operator should know about the connection (``client_id_clash``:
+        connections keep being thrown out soon after they are made)."""
+
     def on_transport_suback(self, topic: str, granted: bool) -> None:
         """A SUBACK for one subscription (``granted`` False: the broker refused it)."""
 

@@ -43,6 +43,7 @@ class LinkStats:
     subscription_failures: int = 0
     state_changes: Counter[str] = field(default_factory=Counter)  # "<old>-><new>"
     ack_timeouts: int = 0
+    short_connections: int = 0  # lost within stable_connection_seconds
     unanswered_reports: int = 0  # problems raised for acks unanswered too long
     pings_sent: int = 0
     acks_sent: int = 0
