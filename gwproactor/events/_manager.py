@@ -33,7 +33,7 @@ from gwproactor.events._uploader import Uploader
 from gwproactor.links import Link
 from gwproactor.observe.listeners import ListenerHub
 from gwproactor.observe.stats import ProactorStats
-from gwproactor.store import EventStore, StoredEvent, StoreState
+from gwproactor.store import DeadLetter, EventStore, StoredEvent, StoreState
 from gwproactor.wire.codec import MessageRegistry
 from gwproactor.wire.message import Event, Header, Message, new_message_id
 
@@ -66,6 +66,7 @@ class EventManager:
         target: Callable[[Header], str | None],
         deliver: Deliver,
         registry: MessageRegistry,
+        report_problem: Callable[..., None],
         logger: logging.Logger,
     ) -> None:
         self.gateway = settings.name
@@ -79,6 +80,7 @@ class EventManager:
         self._target = target
         self._deliver = deliver
         self._registry = registry
+        self._report_problem = report_problem
         self._to_mark: list[str] = []  # handed-over ids whose mark is not yet submitted
         self._mark_since = 0.0  # when the oldest of them was handed over (monotonic)
         self._owed: list[Message[Any]] = []  # loaded at start, handed over by redeliver()
@@ -96,6 +98,7 @@ class EventManager:
                 progress_threshold=settings.reupload_log_threshold,
                 on_progress=self._on_progress,
                 on_cleared=self._on_cleared,
+                on_failed=self._on_failed,
                 logger=logger.getChild("uploader"),
             )
 
@@ -302,6 +305,38 @@ class EventManager:
         # Emitted once the acked event is gone from the store: the durable effect of the ack.
         if self.hub:
             self.hub.emit("event.acked", self.gateway, {"event_id": event_id})
+
+    def _on_failed(self, event_ids: list[str]) -> None:
+        if self.store.state is not StoreState.RUNNING:
+            return
+        self.store.failed_attempts(event_ids).add_done_callback(self._dead_lettered)
+
+    def _dead_lettered(self, future: asyncio.Future[Result[list[DeadLetter], StoreError]]) -> None:
+        if future.cancelled():
+            return
+        result = future.result()
+        if isinstance(result, Err):
+            self._log.error("could not count failed upload attempts: %s", result.err_value)
+            return
+        dead = result.ok_value
+        if not dead:
+            return
+        self.stats.events_dead_lettered += len(dead)
+        first = dead[0]
+        self._report_problem(
+            f"events: {len(dead)} moved to the dead letters",
+            f"upstream never acked {first.type_name} {first.event_id} in {first.attempts} "
+            f"attempts{f' (and {len(dead) - 1} more)' if len(dead) > 1 else ''}; the rest of "
+            "the backlog goes on. See: gwproactor store CONFIG dead-letters",
+            key="events.dead_letter",
+        )
+        if self.hub:
+            for letter in dead:
+                self.hub.emit(
+                    "event.dead_letter",
+                    self.gateway,
+                    {"event_id": letter.event_id, "attempts": letter.attempts},
+                )
 
     def _on_progress(self, acked: int, pending: int) -> None:
         # Only while a large backlog drains (see Uploader): never one line per event.

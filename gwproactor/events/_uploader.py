@@ -8,6 +8,11 @@ from the commit (no read back); otherwise they are read from the store in batche
 link stops being active, everything in flight is forgotten and, once active again, the
 cursor restarts at the oldest pending event: events whose acks were lost are sent again and
 the receiver's store de-duplicates them.
+
+Poison events: an event still unacked when the link stops being active, after a whole
+``ack_timeout_seconds`` in flight, failed an attempt (``on_failed(ids)``; the store moves
+it to the dead letters after ``max_delivery_attempts``). Events in flight for less than
+that (a connection lost under them) are not counted.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class UploaderStats:
     resent_after_reconnect: int = 0
     reads: int = 0
     ack_errors: int = 0
+    failed_attempts: int = 0
 
 
 class Uploader:
@@ -57,6 +63,7 @@ class Uploader:
         progress_threshold: int = 500,
         on_progress: Callable[[int, int], None] | None = None,
         on_cleared: Callable[[str], None] | None = None,
+        on_failed: Callable[[list[str]], None] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.store = store
@@ -68,8 +75,9 @@ class Uploader:
         self.stats = UploaderStats()
         self._on_progress = on_progress
         self._on_cleared = on_cleared
+        self._on_failed = on_failed
         self._log = logger or logging.getLogger("gwproactor.uploader")
-        self._inflight: dict[str, int] = {}  # event_id -> seq, in send order
+        self._inflight: dict[str, tuple[int, float]] = {}  # id -> (seq, sent at), send order
         self._queue: deque[StoredEvent] = deque()
         self._cursor = 0  # highest seq taken into the queue (or sent)
         self._notice_during_read = False
@@ -108,6 +116,13 @@ class Uploader:
         self._generation += 1
         self._active = False
         self.stats.resent_after_reconnect += len(self._inflight)
+        if self._inflight and self._on_failed is not None:
+            # 0.9: the link's ack timer and ours start a moment apart.
+            cutoff = time.monotonic() - 0.9 * self.link.settings.ack_timeout_seconds
+            failed = [eid for eid, (_, sent) in self._inflight.items() if sent <= cutoff]
+            if failed:
+                self.stats.failed_attempts += len(failed)
+                self._on_failed(failed)
         if self._drain is not None:
             started, acked_before = self._drain
             self._log.info(
@@ -187,6 +202,7 @@ class Uploader:
         link = self.link
         inflight = self._inflight
         queue = self._queue
+        now = time.monotonic()
         while self._active and queue and len(inflight) < self.window:
             event = queue.popleft()
             header = Header.model_construct(
@@ -202,7 +218,7 @@ class Uploader:
                 # Not connected after all; the link's next activation starts over.
                 queue.appendleft(event)
                 return
-            inflight[event.event_id] = event.seq
+            inflight[event.event_id] = (event.seq, now)
             self.stats.sent += 1
         if self._active and not queue and not self._caught_up and not self._fetching:
             self._fetching = True

@@ -79,6 +79,7 @@ class ProactorStats:
     events_received: int = 0
     events_duplicate: int = 0
     events_redelivered: int = 0  # handed to actors again at start (owed when last stopped)
+    events_dead_lettered: int = 0  # pending events taken out of the upload (poison)
     problems_reported: int = 0
 
     def link(self, name: str) -> LinkStats:

@@ -101,6 +101,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             "pending_count": store.pending_count,
             "pending_bytes": store.pending_bytes,
             "archive_count": store.archive_count,
+            "dead_letter_count": store.dead_letter_count,
             "durability": store.settings.durability,
             "overflow_policy": store.settings.overflow_policy,
             "stats": _fields(store.stats),

@@ -161,6 +161,7 @@ class Proactor(ServicesInterface):
             target=self.dispatcher.event_target,
             deliver=self.dispatcher.put,
             registry=self.registry,
+            report_problem=self.report_problem,
             logger=self._logger.child("events"),
         )
         self._inbound.bind_events(self.events)

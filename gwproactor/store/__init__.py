@@ -5,12 +5,13 @@ in bytes with an explicit overflow policy; corrupt files moved aside; events que
 type pattern, time range and limit. See :class:`EventStore`.
 """
 
-from gwproactor.store._model import StoredEvent, StoreState, StoreStats
+from gwproactor.store._model import DeadLetter, StoredEvent, StoreState, StoreStats
 from gwproactor.store._pattern import TypePattern, compile_pattern, match_type
 from gwproactor.store._settings import StoreSettings
 from gwproactor.store._store import EventStore, ProblemCallback
 
 __all__ = (
+    "DeadLetter",
     "EventStore",
     "StoreSettings",
     "StoreState",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ("StoreState", "StoreStats", "StoredEvent")
+__all__ = ("DeadLetter", "StoreState", "StoreStats", "StoredEvent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,15 @@ class StoredEvent:
     payload: bytes
     """The encoded event, opaque to the store (typically JSON)."""
     pending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A pending event taken out of the upload after too many failed attempts."""
+
+    event_id: str
+    type_name: str
+    attempts: int
 
 
 @dataclass(slots=True)
@@ -62,6 +71,10 @@ class StoreStats:
     in steady state, so counted but not reported as a problem."""
     duplicate_appends: int = 0
     """Appends refused because their event id was already pending."""
+    failed_attempts: int = 0
+    """Upload attempts of pending events that failed (their ack timed out)."""
+    dead_lettered: int = 0
+    """Pending events moved to the dead letters after ``max_delivery_attempts``."""
 
     def add(self, other: StoreStats) -> None:
         """Add ``other``'s counters to these."""
@@ -75,6 +88,8 @@ class StoreStats:
         self.received_duplicate += other.received_duplicate
         self.archive_dropped += other.archive_dropped
         self.duplicate_appends += other.duplicate_appends
+        self.failed_attempts += other.failed_attempts
+        self.dead_lettered += other.dead_lettered
 
 
 class StoreState(enum.Enum):

@@ -20,6 +20,7 @@ __all__ = (
     "AckOp",
     "AppendOp",
     "DeliveredOp",
+    "FailedAttemptsOp",
     "BatchOutcome",
     "Counts",
     "Op",
@@ -87,6 +88,16 @@ class DeliveredOp:
 
 
 @dataclass(slots=True)
+class FailedAttemptsOp:
+    """Pending events whose upload failed once more (their ack timed out). Those that
+    reach ``max_attempts`` move to the dead letters; the result lists them."""
+
+    event_ids: tuple[str, ...]
+    max_attempts: int
+    waiter: Waiter
+
+
+@dataclass(slots=True)
 class ReadOp:
     """A read (or a barrier), run after everything queued before it is committed."""
 
@@ -99,7 +110,7 @@ class StopOp:
     """The last op: commit what came before, close, exit the thread."""
 
 
-WriteOp: TypeAlias = AppendOp | ReceiveOp | AckOp | DeliveredOp
+WriteOp: TypeAlias = AppendOp | ReceiveOp | AckOp | DeliveredOp | FailedAttemptsOp
 Op: TypeAlias = WriteOp | ReadOp | StopOp
 
 
@@ -111,6 +122,7 @@ class Counts:
     pending_bytes: int = 0
     archive_count: int = 0
     archive_bytes: int = 0
+    dead_letter_count: int = 0
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ __all__ = ("count_events", "open_database", "suppress_sqlite_errors")
 logger = logging.getLogger(__name__)
 
 APPLICATION_ID: Final = 0x47575052  # "GWPR": tells our files from other sqlite files
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 _CORRUPTION_CODES: Final = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 # AUTOINCREMENT, not a plain rowid alias: a plain rowid reuses max(seq)+1 once the newest
@@ -54,6 +54,24 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS events_time ON events(time_ns)",
     # Partial: holds only the few events owed to an actor (those in flight at a crash).
     "CREATE INDEX IF NOT EXISTS events_undelivered ON events(seq) WHERE deliver_to IS NOT NULL",
+    # Version 3. Failed upload attempts, only for pending events whose ack timed out (a
+    # healthy event never gets a row here: no write per event).
+    """CREATE TABLE IF NOT EXISTS delivery_attempts (
+        event_id TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # Pending events taken out of the upload after max_delivery_attempts (poison events).
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        seq INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        type_name TEXT NOT NULL,
+        time_ns INTEGER NOT NULL,
+        src TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        nbytes INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        dead_at_ns INTEGER NOT NULL
+    )""",
 )
 
 # Upgrades from each older version, applied in order inside the schema transaction.
@@ -211,8 +229,10 @@ def _quick_check(conn: sqlite3.Connection) -> None:
 
 
 def count_events(conn: sqlite3.Connection) -> Counts:
-    """Count pending and archived events and their bytes (a full index scan)."""
+    """Count pending and archived events and their bytes (a full index scan), and the
+    dead letters."""
     counts = Counts()
+    (counts.dead_letter_count,) = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
     rows = conn.execute(
         "SELECT pending, count(*), coalesce(sum(nbytes), 0) FROM events GROUP BY pending"
     )

@@ -68,6 +68,13 @@ class StoreSettings(BaseModel):
     """sqlite ``wal_autocheckpoint``: WAL size in pages that triggers a checkpoint in the
     writer thread (0 disables automatic checkpoints)."""
 
+    max_delivery_attempts: int = Field(default=10, ge=1)
+    """Failed upload attempts (the upstream peer's ack timed out) after which a pending
+    event is moved to the dead letters, reported as a problem, and the rest of the backlog
+    flows on (``gwproactor store CONFIG dead-letters|retry|drop``). An ack timeout counts
+    only for events in flight for a whole ``ack_timeout_seconds``; a lost connection does
+    not count."""
+
     quick_check_on_start: bool = True
     """Run ``PRAGMA quick_check`` when opening; it reads the whole file, so very large
     stores on slow flash may want to skip it."""

@@ -14,13 +14,14 @@ from typing import TypeVar
 from result import Err, Result
 
 from gwproactor.errors import InvalidQueryError, StateError, StoreError
-from gwproactor.store._model import StoredEvent, StoreState, StoreStats
+from gwproactor.store._model import DeadLetter, StoredEvent, StoreState, StoreStats
 from gwproactor.store._ops import (
     AckOp,
     AppendOp,
     BatchOutcome,
     Counts,
     DeliveredOp,
+    FailedAttemptsOp,
     ReadOp,
     ReceiveOp,
     WriteOp,
@@ -116,6 +117,11 @@ class EventStore:
     def archive_bytes(self) -> int:
         """Event bytes of the archived events, as of the last committed batch."""
         return self._counts.archive_bytes
+
+    @property
+    def dead_letter_count(self) -> int:
+        """Events in the dead letters (taken out of the upload), as of the last batch."""
+        return self._counts.dead_letter_count
 
     @property
     def stats(self) -> StoreStats:
@@ -338,6 +344,19 @@ class EventStore:
         loop, writer = self._require_running()
         future: asyncio.Future[Result[None, StoreError]] = loop.create_future()
         self._submit(writer, DeliveredOp(tuple(event_ids), future))
+        return future
+
+    def failed_attempts(
+        self, event_ids: Sequence[str]
+    ) -> asyncio.Future[Result[list[DeadLetter], StoreError]]:
+        """Count one more failed upload attempt for each of these pending events; those
+        reaching ``max_delivery_attempts`` move to the dead letters (reported as
+        ``store.dead_letter``). Resolves to Ok(the events moved). Never blocks. Raises
+        ``StateError`` unless running."""
+        loop, writer = self._require_running()
+        future: asyncio.Future[Result[list[DeadLetter], StoreError]] = loop.create_future()
+        op = FailedAttemptsOp(tuple(event_ids), self._settings.max_delivery_attempts, future)
+        self._submit(writer, op)
         return future
 
     # ---------------------------------------------------------------- reads
