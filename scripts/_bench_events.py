@@ -241,6 +241,7 @@ async def events_awaited(cfg: Json) -> Json:
         finally:
             await proactor.stop_and_join()
         fsync_us = fsync_latency_us(Path(tmp))
+        bare = bare_commits(Path(tmp), count)
     return {
         "count": count,
         "failures": failures,
@@ -252,7 +253,32 @@ async def events_awaited(cfg: Json) -> Json:
             name: [user / count * 1e6, sys / count * 1e6] for name, (user, sys) in threads.items()
         },
         "fsync_us": fsync_us,
+        "bare_cpu_us_per_commit": bare["cpu_us"],
+        "bare_wall_us_per_commit": bare["wall_us"],
     }
+
+
+def bare_commits(directory: Path, count: int) -> Json:
+    """The floor under an awaited event: ``count`` transactions of one INSERT each, straight
+    on a sqlite connection to a store opened as gwproactor opens it (same schema, WAL,
+    ``synchronous`` from the default settings), on this thread: CPU and wall µs each."""
+    from gwproactor.store import StoreSettings
+    from gwproactor.store._schema import open_database
+    from gwproactor.store._sqlite import _INSERT
+
+    conn, _ = open_database(directory / "bare.sqlite", StoreSettings())
+    try:
+        payload = b'{"src":"child","time_ns":0,"channel":"bare-1","value":1.5}'
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for i in range(count):
+            conn.execute("BEGIN IMMEDIATE")
+            row = (f"bare-{i}", "bench.event", time.time_ns(), CHILD, payload, 0, 80, None)
+            conn.execute(_INSERT, row)
+            conn.execute("COMMIT")
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    finally:
+        conn.close()
+    return {"cpu_us": cpu / count * 1e6, "wall_us": wall / count * 1e6}
 
 
 def _thread_cpu() -> dict[str, tuple[float, float]]:

@@ -345,6 +345,22 @@ def _events(rounds: list[Json]) -> list[Figure]:
         ),
         Figure(
             section,
+            "  bare sqlite commit of one row (same store), CPU",
+            "µs",
+            _series(rounds, "events", "awaited", "bare_cpu_us_per_commit"),
+            pending=_pending(rounds, "awaited"),
+            digits=1,
+        ),
+        Figure(
+            section,
+            "  bare sqlite commit of one row, wall",
+            "µs",
+            _series(rounds, "events", "awaited", "bare_wall_us_per_commit"),
+            pending=_pending(rounds, "awaited"),
+            digits=1,
+        ),
+        Figure(
+            section,
             "  the disk's fsync (4 KiB append + fdatasync)",
             "µs",
             _series(rounds, "events", "awaited", "fsync_us"),
