@@ -1,4 +1,4 @@
-"""The ``gwproactor`` command: run, demo, config, status, events."""
+"""The ``gwproactor`` command: run, demo, config, store, status, events."""
 
 from __future__ import annotations
 
@@ -53,6 +53,27 @@ def _parser() -> argparse.ArgumentParser:
         "--env-file", type=Path, default=None, help="must exist if given (default: ./.env if any)"
     )
 
+    store = commands.add_parser(
+        "store", help="inspect or repair a gateway's event store offline (by its config)"
+    )
+    store.add_argument("config", type=Path)
+    store.add_argument(
+        "action",
+        choices=("stats", "export", "dead-letters", "retry", "drop"),
+        help="stats; export (JSON lines); dead-letters; retry ID / drop ID (a dead letter)",
+    )
+    store.add_argument("event_id", nargs="?", default=None, help="for retry and drop")
+    store.add_argument(
+        "--env-file", type=Path, default=None, help="must exist if given (default: ./.env if any)"
+    )
+    store.add_argument(
+        "--which",
+        choices=("all", "pending", "archived", "dead"),
+        default="all",
+        help="export only these",
+    )
+    store.add_argument("--json", action="store_true", help="stats / dead-letters as JSON")
+
     status = commands.add_parser("status", help="show the status of a running gateway")
     status.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -81,8 +102,11 @@ def _time_ns(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+
     console = Console(stderr=False, highlight=False)
     if args.command == "run":
         from gwproactor.cli._run import run_command
@@ -98,6 +122,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gwproactor.cli._config import config_command
 
         return config_command(args.config, args.env_file, console)
+    if args.command == "store":
+        if args.action in ("retry", "drop") and not args.event_id:
+            parser.error(f"store {args.action} needs an event id")
+        from gwproactor.cli._store import store_command
+
+        return store_command(
+            args.config,
+            args.env_file,
+            args.action,
+            args.event_id,
+            which=args.which,
+            as_json=args.json,
+            console=console,
+        )
     if args.command == "status":
         from gwproactor.cli._status import status_command
 
