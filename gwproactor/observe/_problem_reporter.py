@@ -11,7 +11,7 @@ from typing import Any
 
 from gwproactor.observe.listeners import ListenerHub
 from gwproactor.observe.problems import ProblemEvent
-from gwproactor.observe.stats import ProactorStats
+from gwproactor.observe.stats import OTHER, ProactorStats
 
 __all__ = ("ProblemReporter", "RecentProblem")
 
@@ -32,6 +32,9 @@ some caller does put peer-chosen text in a key, the keys past this bound share o
 (:data:`OVERFLOW_KEY`) instead of growing memory and the problem rate without limit."""
 
 OVERFLOW_KEY = "overflow"
+
+MAX_KINDS = 64
+"""Distinct ``kind`` labels counted in ``ProactorStats.problems_by_kind``."""
 
 
 class ProblemReporter:
@@ -72,12 +75,18 @@ class ProblemReporter:
         error: bool = True,
         key: str | None = None,
         store: bool = True,
+        kind: str | None = None,
     ) -> None:
         """``store=False``: log, count and emit, but do not store it as an event (for
         problems of the store itself, which would otherwise feed on themselves: a full
-        store's "event dropped" would be stored, dropping another event, and so on)."""
+        store's "event dropped" would be stored, dropping another event, and so on).
+
+        ``kind`` labels the ``problems_total`` counter (``unroutable``, ``handler``,
+        ``store``...); by default the part of ``key`` before its first ``:``. At most
+        :data:`MAX_KINDS` kinds are counted apart, the rest as ``other``."""
         key = key or summary
         self._stats.problems_reported += 1
+        self._count_kind(kind if kind is not None else key.split(":", 1)[0])
         now = time.monotonic()
         last = self._last.get(key)
         if last is None and len(self._last) >= MAX_KEYS:
@@ -126,3 +135,9 @@ class ProblemReporter:
         ]
         for k in expired:
             del self._last[k]
+
+    def _count_kind(self, kind: str) -> None:
+        by_kind = self._stats.problems_by_kind
+        if kind not in by_kind and len(by_kind) >= MAX_KINDS:
+            kind = OTHER
+        by_kind[kind] += 1

@@ -81,6 +81,7 @@ class ProactorStats:
     events_redelivered: int = 0  # handed to actors again at start (owed when last stopped)
     events_dead_lettered: int = 0  # pending events taken out of the upload (poison)
     problems_reported: int = 0
+    problems_by_kind: Counter[str] = field(default_factory=Counter)  # bounded (reporter)
 
     def link(self, name: str) -> LinkStats:
         stats = self.links.get(name)

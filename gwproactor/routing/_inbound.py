@@ -92,13 +92,23 @@ class InboundRouter(LinkOwner):
         self.events.acked(link, message_id)
 
     def on_link_problem(self, link: Link, kind: str, detail: str) -> None:
-        self._report_problem(f"{link.name}: {kind}", detail, key=f"{link.name}:{kind}", error=False)
+        self._report_problem(
+            f"{link.name}: {kind}",
+            detail,
+            key=f"{link.name}:{kind}",
+            error=False,
+            kind=f"link.{kind}",
+        )
 
     def on_link_connect_failed(self, link: Link, reason: str) -> None:
         if self._hub:
             self._hub.emit("link.connect_failed", link.name, {"reason": reason})
         self._report_problem(
-            f"{link.name}: cannot connect", reason, key=f"{link.name}:connect", error=False
+            f"{link.name}: cannot connect",
+            reason,
+            key=f"{link.name}:connect",
+            error=False,
+            kind="link.connect",
         )
 
     def on_link_broker_changed(self, link: Link, broker: str) -> None:

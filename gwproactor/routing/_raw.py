@@ -220,6 +220,7 @@ class RawRouter:
                         f"{link.name}: bad JSON on {topic_filter}",
                         f"{topic}: {e.errors()[0]['msg']}",
                         key=f"raw:{link.name}:{topic_filter}",
+                        kind="raw_decode",
                         error=False,
                     )
                     continue

@@ -83,8 +83,11 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
     store = proactor.store
     uploader = proactor.events.uploader
     watchdog = proactor.watchdog
+    from gwproactor import __version__  # here: the package imports this module
+
     return {
         "gateway": proactor.name,
+        "version": __version__,
         "state": proactor.state,
         "time": wall,
         "uptime_seconds": round(proactor.uptime_seconds, 3),
@@ -115,6 +118,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
         "watchdog": {
             "satisfied": watchdog.satisfied,
             "loop_lag_seconds": round(watchdog.loop_lag_seconds, 4),
+            "stalls": watchdog.stall_count,
             "loop_idle_polls_per_second": round(watchdog.idle_polls_per_second),
             "names": {
                 name: {

@@ -600,16 +600,23 @@ class Proactor(ServicesInterface):
     def _on_store_problem(self, kind: str, detail: str) -> None:
         # Logged, counted, emitted and shown in /status, but not stored as an event: a
         # problem of the store stored in that store feeds on itself (found by the tests).
-        self.problems.report(f"store: {kind}", detail, key=kind, store=False)
+        self.problems.report(f"store: {kind}", detail, key=kind, store=False, kind="store")
 
     # -- problems ---------------------------------------------------------------------------
 
     def report_problem(
-        self, summary: str, details: str = "", *, error: bool = True, key: str | None = None
+        self,
+        summary: str,
+        details: str = "",
+        *,
+        error: bool = True,
+        key: str | None = None,
+        kind: str | None = None,
     ) -> None:
         """Log, count, emit and store a problem; rate-limited per ``key`` (default: the
-        summary) to one per ``problem_report_interval_seconds``."""
-        self.problems.report(summary, details, error=error, key=key)
+        summary) to one per ``problem_report_interval_seconds``. ``kind`` labels the
+        ``problems_total`` metric (default: ``key`` up to its first ``:``)."""
+        self.problems.report(summary, details, error=error, key=key, kind=kind)
 
     def report_problem_threadsafe(
         self, summary: str, details: str = "", *, error: bool = True

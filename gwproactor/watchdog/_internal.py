@@ -127,6 +127,7 @@ class InternalWatchdog:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop_lag = 0.0
+        self.stall_count = 0  # times a name went from alive to stalled (for alerting)
 
     @classmethod
     def from_settings(
@@ -206,6 +207,7 @@ class InternalWatchdog:
                 stalled.append(name)
                 if name not in self._stalled:
                     self._stalled[name] = silent
+                    self.stall_count += 1
                     call_guarded(self._on_stall, name, silent)
             elif name in self._stalled:
                 del self._stalled[name]

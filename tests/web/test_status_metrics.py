@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gwproactor import LinkState, Proactor
 from gwproactor.mqtt import MemoryBroker
 from gwproactor.web import METRIC_NAMES, render_metrics
-from tests.helpers import TIMEOUT, Counted, Hello, running, wait_active, wait_until
+from tests.helpers import TIMEOUT, Counted, Hello, Recorder, running, wait_active, wait_until
 from tests.web._support import get_json, get_text, memory_pair
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -138,3 +138,80 @@ async def test_metrics_escape_label_values() -> None:
     _, samples = _parse(render_metrics(status))
     key = ("gwproactor_link_decode_errors_total", (("link", "parent"), ("reason", odd)))
     assert samples[key] == 2
+
+
+async def test_every_family_is_present_from_start_and_counters_are_zero(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Alerting needs every series before its first increment (``increase()`` of a series
+    that does not exist yet is nothing, not 0)."""
+    _, child = memory_pair(MemoryBroker())
+    child.add_communicator(Recorder("rx", child))
+    async with running(child):
+        types, samples = await _scrape(http, child)
+        status = child.status()
+    families = {name for name, _ in samples} | {f"{n}_total" for n in types}
+    missing = [name for name in METRIC_NAMES if name not in families]
+    assert missing == []
+    counters = {key: v for key, v in samples.items() if key[0].endswith("_total")}
+    assert counters, "no counter sampled"
+    link = (("link", "parent"),)
+    nonzero = {key for key, v in counters.items() if v != 0}
+    # The link's first ping is the only traffic of a gateway whose peer is not there.
+    assert nonzero <= {("gwproactor_link_messages_out_total", (*link, ("type", "gw.ping")))}
+    for counter in ("connect_failures", "ack_timeouts", "reconnects", "publish_failures"):
+        assert samples[(f"gwproactor_link_{counter}_total", link)] == 0
+    for reason in ("unknown_actor", "no_route", "unknown_destination"):
+        assert samples[("gwproactor_unroutable_total", (("reason", reason),))] == 0
+    for counter in ("events_dropped", "events_refused", "write_errors", "dead_letters"):
+        assert samples[(f"gwproactor_store_{counter}_total", ())] == 0
+    assert samples[("gwproactor_watchdog_stalls_total", ())] == 0
+    assert samples[("gwproactor_problems_total", (("kind", "handler"),))] == 0
+    assert samples[("gwproactor_link_decode_errors_total", (*link, ("reason", "json")))] == 0
+    assert samples[("gwproactor_link_messages_in_total", (*link, ("type", "other")))] == 0
+    assert ("gwproactor_loop_lag_seconds", ()) in samples
+    # Never heard: the time since start, so "no data from the peer" alerts fire.
+    assert samples[("gwproactor_link_seconds_since_heard", link)] >= 0
+    version = status["version"]
+    assert samples[("gwproactor_build_info", (("gateway", "child"), ("version", version)))] == 1
+
+
+def test_counters_follow_the_snapshot() -> None:
+    """The dead-letter hook, problem kinds and watchdog stalls, from a snapshot."""
+    status: dict[str, Any] = {
+        "gateway": "g",
+        "version": "1.2.3",
+        "state": "running",
+        "ready": False,
+        "uptime_seconds": 3.0,
+        "links": {},
+        "receive_queue": {"depth": 0, "max": 10, "paused": False, "high_water": 0},
+        "store": {
+            "pending_count": 0,
+            "pending_bytes": 0,
+            "archive_count": 0,
+            "stats": {"dropped": 4, "refused": 5, "write_errors": 6, "dead_lettered": 7},
+        },
+        "stats": {
+            "events_generated": 0,
+            "events_received": 0,
+            "events_duplicate": 0,
+            "dispatched": 0,
+            "problems_reported": 9,
+            "problems_by_kind": {"store": 2, "stall": 1},
+            "unroutable": {"no_route": 3},
+            "handler_errors": {"relay": 1},
+        },
+        "actors": {"relay": {}, "thermo": {}},
+        "uploader": None,
+        "watchdog": {"satisfied": False, "loop_lag_seconds": 0.25, "stalls": 2, "names": {}},
+    }
+    _, samples = _parse(render_metrics(status))
+    assert samples[("gwproactor_store_dead_letters_total", ())] == 7
+    assert samples[("gwproactor_store_events_dropped_total", ())] == 4
+    assert samples[("gwproactor_problems_total", (("kind", "store"),))] == 2
+    assert samples[("gwproactor_problems_total", (("kind", "handler"),))] == 0
+    assert samples[("gwproactor_unroutable_total", (("reason", "no_route"),))] == 3
+    assert samples[("gwproactor_handler_errors_total", (("communicator", "thermo"),))] == 0
+    assert samples[("gwproactor_watchdog_stalls_total", ())] == 2
+    assert samples[("gwproactor_loop_lag_seconds", ())] == 0.25
