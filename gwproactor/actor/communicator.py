@@ -79,42 +79,68 @@ class Runnable(ABC):
 
 
 class ServicesInterface(ABC):
-    """What actors may ask of the proactor. Deliberately small."""
+    """What actors may ask of the proactor. Deliberately small; the Proactor implements it.
+
+    Threads (the rule of this module): ``*_threadsafe`` methods may be called from any
+    thread; everything else is loop-only and must not be called from a worker thread (use
+    the ``*_threadsafe`` twin, or ``event_loop.call_soon_threadsafe``).
+
+    Errors: sending and publishing return ``Result`` for what can fail at run time (no
+    link, link down, store full: already counted); they raise only for misuse (an unknown
+    link name: :class:`~gwproactor.errors.LinkError`; a call after stop:
+    :class:`~gwproactor.errors.StateError`; a full receive queue:
+    :class:`~gwproactor.errors.QueueFullError`).
+    """
 
     @property
     @abstractmethod
     def name(self) -> str:
-        """The gateway's name."""
+        """The gateway's name (as on the wire). Any thread: it never changes."""
 
     @property
     @abstractmethod
-    def settings(self) -> ProactorSettings: ...
+    def settings(self) -> ProactorSettings:
+        """The gateway's settings; read them, do not change them. Any thread."""
 
     @property
     @abstractmethod
-    def logger(self) -> ProactorLogger: ...
+    def logger(self) -> ProactorLogger:
+        """The gateway's category loggers (``logger.child(...)`` for an actor's own).
+        Logging is thread-safe."""
 
     @property
     @abstractmethod
-    def stats(self) -> ProactorStats: ...
+    def stats(self) -> ProactorStats:
+        """The gateway's counters. Loop-only (they are plain ints, owned by the loop)."""
 
     @property
     @abstractmethod
-    def event_loop(self) -> asyncio.AbstractEventLoop | None: ...
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop that owns the gateway once it started; ``None`` before. A worker
+        thread may use it for ``call_soon_threadsafe``."""
 
     @abstractmethod
     def send(self, message: Message[Any]) -> None:
-        """Queue a message for the communicator ``message.header.dst`` in this gateway.
-        Loop-only. Raises QueueFullError when the receive queue is at its hard bound."""
+        """Queue ``message`` for the communicator named ``message.header.dst`` in this
+        gateway; it is dispatched later on the loop, never inside this call (an unknown
+        destination is counted and reported then, not raised). Loop-only. Raises
+        QueueFullError when the receive queue is at its hard bound, StateError once the
+        gateway is stopping."""
 
     @abstractmethod
     def send_threadsafe(self, message: Message[Any]) -> None:
-        """``send`` from any thread; blocks (bounded) while the receive queue is full."""
+        """:meth:`send` from any thread other than the loop's: blocks (bounded) while the
+        receive queue is full. Raises QueueFullError if it stays full, StateError before
+        start or once stopping."""
 
     @abstractmethod
     def publish(self, message: Message[Any], link_name: str | None = None) -> Result[None, Any]:
         """Publish to another gateway over the link named ``link_name``, or else over the
-        link whose peer is ``message.header.dst``. Loop-only."""
+        link whose peer is ``message.header.dst``. ``Ok(None)`` once the link's transport
+        took it; ``Err(RoutingError)`` when no link leads there, ``Err(LinkError)`` when
+        the link is down or the message cannot be encoded, ``Err(StateError)`` once
+        stopping; nothing is queued for later. Raises LinkError for an unknown
+        ``link_name``. Loop-only."""
 
     @abstractmethod
     def send_to_peer(
@@ -125,7 +151,9 @@ class ServicesInterface(ABC):
         actor: str = "",
         ack_required: bool = False,
     ) -> Result[None, Any]:
-        """Build and publish a message to the peer of ``link_name``. Loop-only."""
+        """Wrap ``payload`` in a message to the peer of link ``link_name`` (for its actor
+        ``actor``, if given; ack-required if asked) and publish it. Results as
+        :meth:`publish`; raises LinkError for an unknown link. Loop-only."""
 
     @abstractmethod
     def subscribe_raw(
@@ -137,12 +165,18 @@ class ServicesInterface(ABC):
         payload_type: type[Payload] | None = None,
         qos: QOS | None = None,
     ) -> None:
-        """Deliver messages on an MQTT filter outside ``gw/`` to a communicator as
-        :class:`RawMessage` (with ``parsed`` set when ``payload_type`` is given). Loop-only."""
+        """Deliver messages on an MQTT filter outside ``gw/`` of link ``link_name`` to
+        communicator ``communicator_name`` as :class:`RawMessage`, through the receive
+        queue (with ``parsed`` set when ``payload_type`` is given; JSON that does not
+        validate is counted, reported and not delivered). Restored after every reconnect.
+        Raises LinkError for an unknown link, ConfigError (a ValueError) for a filter
+        that overlaps ``gw/``. Loop-only."""
 
     @abstractmethod
     def unsubscribe_raw(self, link_name: str, topic_filter: str, communicator_name: str) -> None:
-        """Undo ``subscribe_raw`` for one communicator. Loop-only."""
+        """Undo :meth:`subscribe_raw` for one communicator (the MQTT subscription ends
+        when no communicator uses the filter). Raises LinkError for an unknown link.
+        Loop-only."""
 
     @abstractmethod
     def publish_raw(
@@ -154,17 +188,25 @@ class ServicesInterface(ABC):
         qos: QOS | None = None,
         retain: bool = False,
     ) -> Result[None, Any]:
-        """Publish bytes (or a payload as plain JSON) on any topic of a link. Loop-only."""
+        """Publish bytes (or a payload as plain JSON) on any topic of a link's broker.
+        ``Ok(None)`` once the transport took it, ``Err(LinkError)`` when the link is down
+        (no retry). Raises LinkError for an unknown link. Loop-only."""
 
     @abstractmethod
     def generate_event(self, event: Event) -> asyncio.Future[Result[str, StoreError]]:
-        """Store ``event`` durably, then send it upstream. The future resolves once it is
-        committed (Ok with the event's id) or refused (Err, already counted and reported).
-        Loop-only."""
+        """Store ``event`` durably, then send it upstream (write-ahead: once the future
+        says Ok, a crash cannot lose it). The future resolves once it is committed (Ok with
+        the event's id) or refused (Err(StoreError): the store is full with policy
+        ``refuse_new``, failing, or not running; already counted and reported). Never
+        raises. Cancelling the future does not un-store the event. Loop-only."""
 
     @abstractmethod
     def generate_event_threadsafe(self, event: Event) -> Result[str, StoreError]:
-        """``generate_event`` from a worker thread: blocks until committed."""
+        """:meth:`generate_event` from a worker thread: blocks until the event is
+        committed or refused, at most ``store.append_timeout_seconds`` (then Err, though
+        the event may still be stored). Err(StoreError) also when the gateway is not
+        running. Never call it on the loop thread (StateError: the loop would wait for
+        itself)."""
 
     def is_redelivery(self, message: Message[Any]) -> bool:
         """True if ``message`` is a received event handed over again after the gateway
@@ -178,30 +220,40 @@ class ServicesInterface(ABC):
     def report_problem(
         self, summary: str, details: str = "", *, error: bool = True, key: str | None = None
     ) -> None:
-        """Log, count and report (as a problem event) something an operator should see;
-        rate-limited per ``key`` (default: the summary). Loop-only."""
+        """Log, count and report (as a problem event, stored and sent upstream) something
+        an operator should see; ``error=False`` for a warning. Rate-limited per ``key``
+        (default: the summary): repeats within the interval are counted, not reported.
+        Raises nothing. Loop-only."""
 
     @abstractmethod
     def report_problem_threadsafe(
         self, summary: str, details: str = "", *, error: bool = True
-    ) -> None: ...
+    ) -> None:
+        """:meth:`report_problem` from any thread (queued to the loop; dropped before the
+        gateway started). Raises nothing."""
 
     @abstractmethod
     def pat_watchdog(self, name: str) -> None:
-        """Tell the internal watchdog that ``name`` is alive. Loop-only."""
+        """Tell the internal watchdog that monitored ``name`` is alive (a name not
+        registered is ignored). Raises nothing. Loop-only."""
 
     @abstractmethod
-    def pat_watchdog_threadsafe(self, name: str) -> None: ...
+    def pat_watchdog_threadsafe(self, name: str) -> None:
+        """:meth:`pat_watchdog` from any thread, without waiting for the loop."""
 
     @abstractmethod
     def add_web_route(
         self, server_name: str, method: str, path: str, handler: HTTPHandler, **kwargs: Any
     ) -> None:
-        """Serve ``handler`` on a configured web server (before start). Not thread-safe."""
+        """Serve ``handler`` for ``method path`` on the configured web server
+        ``server_name`` (ignored when no such server is configured), from the start of the
+        gateway on. Raises ConfigError for a route already added, StateError once the
+        servers run. Loop-only, before start."""
 
     @abstractmethod
     def link_state(self, link_name: str) -> str:
-        """The current state of a link (see LinkState)."""
+        """The current state of link ``link_name`` (a :class:`LinkState` value, e.g.
+        ``"active"``). Raises LinkError for an unknown link. Loop-only."""
 
 
 class Communicator(CommunicatorInterface):

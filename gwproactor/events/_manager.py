@@ -252,7 +252,10 @@ class EventManager:
                 return await self.generate_event(event)
 
             timeout = self.store.settings.append_timeout_seconds
-            return asyncio.run_coroutine_threadsafe(archive(), loop).result(timeout)
+            try:
+                return asyncio.run_coroutine_threadsafe(archive(), loop).result(timeout)
+            except TimeoutError:  # as the store's append_threadsafe answers it
+                return Err(StoreError(f"event not committed within {timeout} s"))
         type_name, event_id, time_ns, src, payload = self._prepare(event)
         result = self.store.append_threadsafe(type_name, event_id, time_ns, src, payload)
         if isinstance(result, Err):

@@ -87,10 +87,26 @@ def presence_payload(gateway: str, online: bool) -> bytes:
 
 
 class Link(TransportListener):
-    """Owns the transport of one link, its state, ack deadlines, de-duplication and timers.
+    """One link: the transport to one peer gateway's broker, the link's health state, ack
+    deadlines, de-duplication of what the peer sends, and the idle timers (ping, silence).
 
-    Loop-only. States change only through :meth:`_input`, which logs, counts and reports
-    every transition (see :mod:`gwproactor.links._state` for the table).
+    Lifecycle: construct (cheap: builds the transport, no I/O) → :meth:`start` once, on the
+    running loop (the transport connects and keeps reconnecting by itself) → ``await``
+    :meth:`stop` once. The state (:class:`LinkState`) changes only through one setter,
+    which logs, counts and tells the owner (:meth:`LinkOwner.on_link_state`); see
+    :mod:`gwproactor.links._state` for the table. It is ``active`` only while connected,
+    every subscription acknowledged, no ack overdue, and the peer heard within
+    ``peer_timeout_seconds``.
+
+    Errors: sending never raises for a link that is down; it returns ``Err(LinkError)``
+    and counts it (messages are not queued for later: durable delivery is what events are
+    for). Decode failures and refused subscriptions are counted and reported to the owner
+    (:meth:`LinkOwner.on_link_problem`), never raised.
+
+    Threads: loop-only, every method and property (other threads go through the
+    Proactor's ``*_threadsafe`` methods). The ``on_transport_*`` methods are the
+    transport's callbacks (:class:`~gwproactor.mqtt.TransportListener`); only the
+    transport calls them.
     """
 
     def __init__(
@@ -106,6 +122,10 @@ class Link(TransportListener):
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``name`` is the link's (a key of ``ProactorSettings.links``), ``gateway`` this
+        gateway's name; ``owner`` receives the link's traffic and news; the transport is
+        built at once by ``transport_factory(self, self)``. No I/O; raises nothing beyond
+        what the factory raises."""
         self.name = name
         self.gateway = gateway
         self.settings = settings
@@ -145,6 +165,10 @@ class Link(TransportListener):
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Subscribe (the peer's topics, its presence) and start the transport, which
+        connects in the background: the state becomes ``connecting`` at once, and later
+        states arrive through the owner's ``on_link_state``. Call once, on the running
+        loop (``RuntimeError`` without one). Returns without waiting for the broker."""
         if not self.broker_only:
             self.transport.subscribe(self.subscription, self.qos)
         if self.settings.uses_presence:
@@ -153,21 +177,28 @@ class Link(TransportListener):
         self.transport.start()
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop: the state becomes ``stopped`` first, so the disconnect that follows is
-        expected (not a lost connection)."""
+        """Stop: the state becomes ``stopped`` first (so the disconnect that follows is
+        expected, not a lost connection), timers and ack deadlines are cancelled, a clean
+        ``offline`` presence is published if connected, then the transport disconnects
+        within about ``timeout`` seconds. Raises nothing of its own. Cancelled while the
+        transport disconnects, the link is already stopped and the transport's stop is
+        cancelled with it (the Proactor's shutdown bounds it instead of cancelling)."""
         self._input(LinkInput.stop_called)
         self._cancel_timers()
         self._acks.cancel_all()
         if self.settings.uses_presence and self.transport.connected:
             self._publish_presence(online=False)  # a clean stop says so; the will covers the rest
-        await self.transport.stop()
+        await self.transport.stop(timeout)
 
     @property
     def active(self) -> bool:
+        """Whether the state is ``active`` (connected, subscribed, acks on time, peer
+        heard)."""
         return self.state is _ACTIVE
 
     @property
     def acks_pending(self) -> int:
+        """Ack-required messages sent on this link whose ack has not come back yet."""
         return len(self._acks)
 
     # -- sending --------------------------------------------------------------------------
@@ -175,7 +206,9 @@ class Link(TransportListener):
     def message(
         self, payload: Any, *, ack_required: bool = False, actor: str = "", message_id: str = ""
     ) -> Message[Any]:
-        """A message from this gateway to the link's peer."""
+        """A new message from this gateway to the link's peer (a fresh message id unless
+        ``message_id`` is given), not sent. Raises nothing: fields are not validated here
+        (the receiver refuses an ``actor`` or ``message_id`` over 128 characters)."""
         return Message.create(
             self.gateway,
             self.peer,
@@ -190,7 +223,9 @@ class Link(TransportListener):
     ) -> Result[None, LinkError]:
         """``publish(message(payload, ...))`` without building the message: the codec
         writes the envelope's bytes directly (the common case of an actor sending to the
-        peer). Same results, stats and ack deadline as ``publish``."""
+        peer). Same results, stats and ack deadline as :meth:`publish`: ``Ok(None)`` once
+        the transport took it, ``Err(LinkError)`` if it cannot be encoded or the link is
+        not connected (counted; nothing is queued). Raises nothing."""
         message_id = new_message_id()
         try:
             topic, data = self.codec.encode_new(
@@ -215,8 +250,11 @@ class Link(TransportListener):
 
     def publish(self, message: Message[Any]) -> Result[None, LinkError]:
         """Encode and publish ``message`` (its header names the gateways). An ack-required
-        message starts an ack deadline. Err if the link is not connected or encoding fails;
-        nothing is queued for later (durable delivery is what events are for)."""
+        message starts an ack deadline (a late ack makes the link ``awaiting_peer``).
+        ``Ok(None)`` once the transport took it (written, or queued in the socket buffer);
+        ``Err(LinkError)`` if encoding fails or the link is not connected, counted in the
+        link's stats; nothing is queued for later (durable delivery is what events are
+        for). Raises nothing."""
         try:
             payload = self.codec.encode(message)
         except EncodeError as e:
@@ -225,7 +263,8 @@ class Link(TransportListener):
         return self.publish_bytes(header, payload)
 
     def publish_bytes(self, header: Header, payload: bytes) -> Result[None, LinkError]:
-        """Publish an already encoded envelope (stored events are re-wrapped this way)."""
+        """Publish an already encoded envelope on ``header``'s topic (stored events are
+        re-sent this way). Results, stats and ack deadline as :meth:`publish`."""
         topic = topic_for(header.src, header.dst, header.message_type)
         if not self.transport.publish(topic, payload, self.qos):
             self.stats.publish_failures += 1
@@ -238,20 +277,27 @@ class Link(TransportListener):
         return Ok(None)
 
     def subscribe_raw(self, topic_filter: str, qos: QOS | None = None) -> None:
-        """Subscribe to a topic outside ``gw/`` on this link's broker (restored after every
-        reconnect, and part of "every subscription acknowledged")."""
+        """Subscribe to a topic outside ``gw/`` on this link's broker, at ``qos`` (default:
+        the link's). The subscription is restored after every reconnect and is part of
+        "every subscription acknowledged"; messages on it reach
+        :meth:`LinkOwner.on_link_raw_message`. Raises :class:`ConfigError` (a
+        ``ValueError``) for a filter that would also match ``gw/`` topics."""
         if topic_filter.split("/", 1)[0] in ("gw", "+", "#"):
             # '+/...' and '#' would also match gw/ topics, which go to the codec, not here.
             raise ConfigError(f"raw filter {topic_filter!r} overlaps the gw/ topics")
         self.transport.subscribe(topic_filter, self.qos if qos is None else qos)
 
     def unsubscribe_raw(self, topic_filter: str) -> None:
+        """Forget a raw subscription (unsubscribed now if connected; a filter never
+        subscribed is ignored). Raises nothing."""
         self.transport.unsubscribe(topic_filter)
 
     def publish_raw(
         self, topic: str, payload: bytes, qos: QOS | None = None, retain: bool = False
     ) -> Result[None, LinkError]:
-        """Publish bytes on any topic of this link's broker. Err if not connected."""
+        """Publish bytes on any topic of this link's broker, at ``qos`` (default: the
+        link's), retained if asked. ``Ok(None)`` once the transport took them,
+        ``Err(LinkError)`` if not connected (counted). No ack, no retry. Raises nothing."""
         if not self.transport.publish(topic, payload, self.qos if qos is None else qos, retain):
             self.stats.publish_failures += 1
             return Err(LinkError(f"link {self.name} is not connected"))
@@ -264,7 +310,10 @@ class Link(TransportListener):
         """Acknowledge a message the peer sent (on this link, where the peer waits for it).
 
         Acks are gathered and sent at the end of the current loop iteration: one ``gw.ack``
-        for a lone message, one ``gw.acks`` for a burst (a store commit of many events)."""
+        for a lone message, one ``gw.acks`` for a burst (a store commit of many events).
+        An ack that cannot be sent (the link went down) is dropped: the peer re-sends the
+        message and the receiver de-duplicates it. Needs the running loop; raises
+        nothing else."""
         self._ack_batch.append(header.message_id)
         if len(self._ack_batch) == 1:
             asyncio.get_running_loop().call_soon(self._flush_acks)
@@ -278,6 +327,9 @@ class Link(TransportListener):
                 self.stats.acks_sent += len(chunk)
 
     def ping(self) -> None:
+        """Send an ack-required ping ("are you there?"); any valid message from the peer
+        answers it. Not connected: nothing is sent (counted as a publish failure). The link
+        pings by itself when idle and when it waits for the peer; raises nothing."""
         message = self.message(Ping(), ack_required=True)
         if self.publish(message).is_ok():
             self.stats.pings_sent += 1
@@ -286,6 +338,8 @@ class Link(TransportListener):
     # -- transport callbacks (loop) ---------------------------------------------------------
 
     def on_transport_connected(self) -> None:
+        """Transport callback: connected (CONNACK). Publishes presence, arms the idle
+        timers; the link waits for its SUBACKs and for the peer."""
         if self.state is LinkState.stopped:
             return
         self._all_subscribed = False
@@ -300,6 +354,9 @@ class Link(TransportListener):
             self._subscribed()
 
     def on_transport_disconnected(self, reason: str) -> None:
+        """Transport callback: the connection was lost. Ack deadlines are dropped (what
+        was in flight is the sender's to re-send: events from the store); ``connecting``
+        again while the transport reconnects."""
         if self.state is LinkState.stopped:
             return
         self._cancel_timers()
@@ -311,18 +368,24 @@ class Link(TransportListener):
         self._input(LinkInput.mqtt_disconnected)
 
     def on_transport_connect_failed(self, reason: str) -> None:
+        """Transport callback: one connect attempt failed; passed on to the owner."""
         self._owner.on_link_connect_failed(self, reason)
 
     def on_transport_read_done(self) -> None:
+        """Transport callback: a read batch ended; the owner dispatches what it brought."""
         self._read_done()
 
     def on_transport_problem(self, kind: str, detail: str) -> None:
         self._owner.on_link_problem(self, kind, detail)
 
     def on_transport_broker_changed(self, broker: str) -> None:
+        """Transport callback: failed over (or back) to ``broker``; passed on."""
         self._owner.on_link_broker_changed(self, broker)
 
     def on_transport_suback(self, topic: str, granted: bool) -> None:
+        """Transport callback: a SUBACK. A refusal is reported as a ``subscribe`` problem
+        (the link then never becomes active on this connection); the last grant moves the
+        link on."""
         if not granted:
             self._owner.on_link_problem(self, "subscribe", f"broker refused {topic}")
             return
@@ -330,6 +393,11 @@ class Link(TransportListener):
             self._subscribed()
 
     def on_transport_message(self, topic: str, payload: bytes) -> None:
+        """Transport callback: one received message. ``gw/`` topics are decoded, checked
+        (from the peer, to us), counted, acked if asked and de-duplicated: acks clear
+        deadlines, events go to :meth:`LinkOwner.on_link_event`, other new messages to the
+        receive queue. The peer's presence and raw topics go to the owner. Undecodable
+        input is counted and reported, never raised."""
         if not topic.startswith(self._gw_prefix):
             self.stats.raw_in += 1
             self._owner.on_link_raw_message(self, topic, payload)

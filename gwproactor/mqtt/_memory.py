@@ -131,7 +131,7 @@ class MemoryTransport:
         self._started = True
         self.schedule_connect()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
         self._started = False
         if self._connected:
             self.lose("stopped")

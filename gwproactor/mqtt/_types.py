@@ -67,7 +67,8 @@ class Transport(Protocol):
 
     def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect and stop reconnecting, within about ``timeout`` seconds."""
 
     def subscribe(self, topic: str, qos: QOS) -> None: ...
 

@@ -72,7 +72,8 @@ class EventStore:
         *,
         on_problem: ProblemCallback | None = None,
     ) -> None:
-        """Cheap: no I/O and no thread until :meth:`start`."""
+        """Cheap: no I/O and no thread until :meth:`start`. ``on_problem`` receives the
+        store's problems on the loop (see :data:`ProblemCallback`). Raises nothing."""
         self._path = path
         self._settings = settings
         self._on_problem = on_problem
@@ -88,14 +89,18 @@ class EventStore:
 
     @property
     def path(self) -> Path:
+        """The sqlite file (its -wal and -shm files lie beside it)."""
         return self._path
 
     @property
     def settings(self) -> StoreSettings:
+        """The store's settings (bounds, overflow policy, durability, timeouts)."""
         return self._settings
 
     @property
     def state(self) -> StoreState:
+        """``NOT_STARTED`` → ``STARTING`` → ``RUNNING`` → ``STOPPING`` → ``STOPPED``;
+        every write and read needs ``RUNNING``."""
         return self._state
 
     @property
@@ -364,9 +369,10 @@ class EventStore:
     async def backlog(self, after_seq: int, limit: int) -> list[StoredEvent]:
         """Pending events with ``seq > after_seq``, oldest first, at most ``limit``.
 
-        Sees every write submitted before it. Raises ``ValueError`` if ``limit`` is not in
-        ``1..max_query_limit``, ``StoreError`` if the read fails, ``StateError`` unless
-        running. Cancellation abandons the result; the read itself still runs.
+        Sees every write submitted before it. Raises ``InvalidQueryError`` (a
+        ``ValueError``) if ``limit`` is not in ``1..max_query_limit``, ``StoreError`` if
+        the read fails, ``StateError`` unless running. Cancellation abandons the result;
+        the read itself still runs.
         """
         self._check_limit(limit)
         return await self._read(backlog_reader(after_seq, limit))
@@ -420,7 +426,8 @@ class EventStore:
     async def flush(self) -> None:
         """Return once everything submitted before this call is committed (or failed).
 
-        Raises ``StateError`` unless running.
+        Raises ``StateError`` unless running. Cancellation only stops the waiting: the
+        commits go on.
         """
         await self._read(barrier_reader)
 
