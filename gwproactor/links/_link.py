@@ -376,6 +376,8 @@ class Link(TransportListener):
         self._read_done()
 
     def on_transport_problem(self, kind: str, detail: str) -> None:
+        """Transport callback: a problem with the connection (``client_id_clash``, say);
+        passed on to the owner's ``on_link_problem``."""
         self._owner.on_link_problem(self, kind, detail)
 
     def on_transport_broker_changed(self, broker: str) -> None:
