@@ -140,6 +140,12 @@ class SyncAsyncInteractionThread(threading.Thread):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.error: BaseException | None = None
         self.handled = 0
+        # Written by this thread only, read by the loop for /status (ints and a str: a
+        # reader sees an old value or the new one, never a torn one).
+        self.errors = 0
+        self.last_error = ""
+        self.last_error_time = 0.0
+        self.last_message_time = 0.0
         self.iterations = 0
         self.turns = 0  # times the thread woke up (a busy-spin would make this grow)
         self.log = logging.getLogger(f"gwproactor.thread.{name}")
@@ -200,7 +206,10 @@ class SyncAsyncInteractionThread(threading.Thread):
                 self._ext_wait_and_drain(max(0.0, next_iteration - time.monotonic()))
         except BaseException as e:  # noqa: BLE001  (reported to the loop below)
             self.error = e
-            self._ext_report("thread failed", repr(e))
+            self.errors += 1
+            self.last_error = f"thread ended: {type(e).__name__}: {e}"[:300]
+            self.last_error_time = time.time()
+            self._ext_report(f"{self.name}: thread failed", repr(e))
         finally:
             self._ext_guarded(self._ext_cleanup)
             if self._loop is not None and self._done is not None:
@@ -219,6 +228,7 @@ class SyncAsyncInteractionThread(threading.Thread):
                 return
             self._ext_guarded(self._ext_handle_message, item)
             self.handled += 1
+            self.last_message_time = time.time()
             try:
                 item = self.channel.sync_queue.get_nowait()
             except queue.Empty:
@@ -232,9 +242,18 @@ class SyncAsyncInteractionThread(threading.Thread):
                 raise
 
     def _ext_on_error(self, error: Exception) -> bool:
-        """Report ``error``; return True to end the thread. Default: report, go on."""
-        self.log.error("%s: %s", type(error).__name__, error)
+        """Count and report ``error``; return True to end the thread. Default: go on.
+
+        Counted once here (``errors``, ``last_error``; shown per actor in /status) and
+        logged once: by the problem report (rate-limited), or here at ERROR when the
+        thread has nobody to report to. Subclasses that override this should call it."""
+        text = f"{type(error).__name__}: {error}"
+        self.errors += 1
+        self.last_error = text[:300]
+        self.last_error_time = time.time()
         self.log.debug("traceback", exc_info=error)
+        if self._on_problem is None:
+            self.log.error("%s", text)
         self._ext_report(f"{self.name}: {type(error).__name__}", str(error))
         return False
 

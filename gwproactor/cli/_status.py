@@ -150,7 +150,40 @@ def render_status(status: Mapping[str, Any]) -> Group:
         ready,
         f"  up {_duration(status['uptime_seconds'])}",
     )
-    return Group(heading, _links(status["links"]), _gateway(status), _problems(status))
+    return Group(
+        heading,
+        _links(status["links"]),
+        _actors(status.get("actors", {})),
+        _gateway(status),
+        _problems(status),
+    )
+
+
+def _actors(actors: Mapping[str, Mapping[str, Any]]) -> Table:
+    table = Table(title="actors", expand=False)
+    for column in ("actor", "kind", "state", "messages", "errors", "last error", "last pat"):
+        table.add_column(column)
+    now = time.time()
+    for name, actor in actors.items():
+        state = str(actor.get("state", ""))
+        style = {"running": "green", "stalled": "bold red", "failed": "bold red"}.get(state, "dim")
+        last_error = actor.get("last_error") or ""
+        if last_error and actor.get("last_error_time"):
+            last_error += f" ({_ago(now - actor['last_error_time'])})"
+        pats = ", ".join(
+            f"{mname} {_ago(entry['silent_seconds'])}"
+            for mname, entry in actor.get("monitored", {}).items()
+        )
+        table.add_row(
+            name,
+            str(actor.get("kind", "")),
+            Text(state, style=style),
+            str(actor.get("messages", 0)),
+            Text(str(actor.get("errors", 0)), style="red" if actor.get("errors") else ""),
+            last_error,
+            pats or "-",
+        )
+    return table
 
 
 def _links(links: Mapping[str, Mapping[str, Any]]) -> Table:

@@ -64,9 +64,22 @@ class LinkStats:
         } | {"decode_errors_total": self.decode_errors_total}
 
 
+@dataclass(slots=True)
+class ActorActivity:
+    """What the dispatcher saw of one communicator (keys: communicators only, bounded).
+    Wall-clock times (0.0: never), for display."""
+
+    handled: int = 0  # messages given to it (process_message called)
+    errors: int = 0  # of those, the ones that raised or returned Err
+    last_message: float = 0.0
+    last_error: str = ""
+    last_error_time: float = 0.0
+
+
 @dataclass
 class ProactorStats:
     links: dict[str, LinkStats] = field(default_factory=dict)
+    actors: dict[str, ActorActivity] = field(default_factory=dict)
     dispatched: int = 0
     handler_errors: Counter[str] = field(default_factory=Counter)  # by communicator
     # By reason: unknown_actor (a link message naming an actor we do not have), no_route
@@ -83,6 +96,12 @@ class ProactorStats:
     problems_reported: int = 0
     problems_by_kind: Counter[str] = field(default_factory=Counter)  # bounded (reporter)
 
+    def actor(self, name: str) -> ActorActivity:
+        activity = self.actors.get(name)
+        if activity is None:
+            activity = self.actors[name] = ActorActivity()
+        return activity
+
     def link(self, name: str) -> LinkStats:
         stats = self.links.get(name)
         if stats is None:
@@ -93,7 +112,7 @@ class ProactorStats:
         out: dict[str, Any] = {
             k: (dict(v) if isinstance(v, Counter) else v)
             for k, v in self.__dict__.items()
-            if k != "links"
+            if k not in ("links", "actors")
         }
         out["links"] = {name: s.as_dict() for name, s in self.links.items()}
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -30,6 +31,7 @@ from gwproactor.wire.message import Header, Message
 __all__ = ("Dispatcher",)
 
 ReportProblem = Callable[..., None]
+_MAX_ERROR_TEXT = 300  # of an actor's last error, kept for /status
 
 
 class Dispatcher:
@@ -250,7 +252,13 @@ class Dispatcher:
             if isinstance(result, Err):
                 error = result.err_value
         self._stats.dispatched += 1
+        activity = self._stats.actors.get(target) or self._stats.actor(target)
+        activity.handled += 1
+        activity.last_message = now = time.time()
         if error is not None:
+            activity.errors += 1
+            activity.last_error = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
+            activity.last_error_time = now
             self._failed(target, header.message_type, error)
         if self._hub:
             self._hub.emit("message.dispatched", target, {"message": message, "error": error})

@@ -15,6 +15,7 @@ from gwproactor.events import EventManager
 from gwproactor.links import Link
 from gwproactor.observe._problem_reporter import ProblemReporter
 from gwproactor.observe.stats import ProactorStats
+from gwproactor.runtime._actor_status import actor_status
 from gwproactor.store import EventStore
 from gwproactor.watchdog import InternalWatchdog, WatchdogPatter
 
@@ -83,6 +84,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
     store = proactor.store
     uploader = proactor.events.uploader
     watchdog = proactor.watchdog
+    watched = watchdog.snapshot()
     from gwproactor import __version__  # here: the package imports this module
 
     return {
@@ -126,16 +128,15 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
                     "silent_seconds": round(entry.silent_seconds, 3),
                     "stalled": entry.stalled,
                 }
-                for name, entry in watchdog.snapshot().items()
+                for name, entry in watched.items()
             },
             "service_pats": proactor.patter.sent_count,
             "service_pats_withheld": proactor.patter.withheld_count,
         },
         "actors": {
-            name: {
-                "class": type(communicator).__name__,
-                "handler_errors": proactor.stats.handler_errors.get(name, 0),
-            }
+            name: actor_status(
+                communicator, proactor.stats.actors.get(name), watched, proactor.state, wall
+            )
             for name, communicator in proactor.communicators.items()
         },
         "stats": proactor.stats.as_dict() | {"links": None},

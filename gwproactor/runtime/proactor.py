@@ -624,7 +624,7 @@ class Proactor(ServicesInterface):
         """``report_problem`` from any thread (queued to the loop)."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(
-                lambda: self.report_problem(summary, details, error=error)
+                lambda: self.report_problem(summary, details, error=error, kind="thread")
             )
 
     # -- watchdog (the daemon work adds the external side) ----------------------------------------

@@ -68,6 +68,12 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "dispatched_total": ("counter", "messages handed to communicators"),
     "unroutable_total": ("counter", "messages no communicator could take, by reason"),
     "handler_errors_total": ("counter", "messages a communicator failed on, by communicator"),
+    "actor_running": ("gauge", "1 while the actor runs (its thread alive, nothing stalled)"),
+    "actor_messages_total": ("counter", "messages given to the actor"),
+    "actor_errors_total": (
+        "counter",
+        "the actor's failures: handlers that raised or returned Err, and errors in its thread",
+    ),
     "loop_lag_seconds": ("gauge", "how late the event loop ran the watchdog's last check"),
     "watchdog_satisfied": ("gauge", "1 when no monitored name is stalled"),
     "watchdog_stalled": ("gauge", "1 for a monitored name that has gone silent"),
@@ -154,6 +160,11 @@ def _samples(status: Mapping[str, Any]) -> dict[str, list[Sample]]:
     handler_errors = _seeded(stats["handler_errors"], status.get("actors", {}))
     for actor, errors in handler_errors:
         add("handler_errors_total", errors, communicator=actor)
+    for actor, entry in _sorted(status.get("actors", {})):
+        kind = str(entry.get("kind", "loop"))
+        add("actor_running", entry.get("state") == "running", actor=actor, kind=kind)
+        add("actor_messages_total", entry.get("messages", 0), actor=actor)
+        add("actor_errors_total", entry.get("errors", 0), actor=actor)
     uploader = status["uploader"]
     if uploader is not None:
         add("uploader_in_flight", uploader["in_flight"], link=str(uploader["link"]))

@@ -85,6 +85,7 @@ th{background:#eaeef2}
 .big{font-size:1.4rem;font-weight:bold;margin:.1rem 0}
 .error{color:#cf222e;font-weight:bold}.warning{color:#9a6700;font-weight:bold}
 footer{margin-top:1rem;color:#57606a;font-size:.9rem}
+.scroll{overflow-x:auto}
 """.strip()
 
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
@@ -126,6 +127,7 @@ def render_fragment(status: Mapping[str, Any], refresh_seconds: float) -> str:
         (
             _header(status),
             _links(status["links"]),
+            _actors(status.get("actors", {}), float(status["time"])),
             _cards(status),
             _problems(status["recent_problems"]),
             "<footer>Snapshot at "
@@ -184,6 +186,49 @@ def _links(links: Mapping[str, Mapping[str, Any]]) -> str:
     return (
         f'<h2>Links</h2><table id="links"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+_ACTOR_STATE_CLASS = {"running": "good", "stalled": "bad", "failed": "bad"}
+
+
+def _actors(actors: Mapping[str, Mapping[str, Any]], now: float) -> str:
+    if not actors:
+        return "<h2>Actors</h2><p>No actors.</p>"
+    rows = []
+    for name, actor in actors.items():
+        state = str(actor.get("state", ""))
+        css = _ACTOR_STATE_CLASS.get(state, "idle")
+        errors = int(actor.get("errors", 0))
+        last_error = actor.get("last_error")
+        error_cell = str(errors)
+        if last_error:
+            when = actor.get("last_error_time") or now
+            error_cell = (
+                f'<span class="error">{errors}</span><br><small>'
+                f"{escape(str(last_error))} ({_ago(now - when, when)})</small>"
+            )
+        last_message = actor.get("last_message_time")
+        pats = [
+            f"{escape(mname)}: {_ago(entry['silent_seconds'], entry['last_pat'])}"
+            for mname, entry in actor.get("monitored", {}).items()
+        ]
+        rows.append(
+            f'<tr data-actor="{escape(name)}" data-state="{escape(state)}">'
+            f"<td><b>{escape(name)}</b><br><small>{escape(str(actor.get('class', '')))}"
+            f"</small></td><td>{escape(str(actor.get('kind', '')))}</td>"
+            f'<td><span class="pill {css}">{escape(state)}</span></td>'
+            f"<td>{int(actor.get('messages', 0))}</td><td>{error_cell}</td>"
+            f"<td>{_ago(None if last_message is None else now - last_message, last_message)}"
+            f"</td><td>{'<br>'.join(pats) or '-'}</td></tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("Actor", "Kind", "State", "Messages", "Errors", "Last message", "Last pat")
+    )
+    return (
+        f'<h2>Actors</h2><div class="scroll"><table id="actors"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
