@@ -52,6 +52,7 @@ from gwproactor.errors import (
     StateError,
     StoreError,
     StoreFullError,
+    UnsendableEventError,
     WebServerError,
     WireError,
 )
@@ -150,6 +151,7 @@ __all__ = (
     "StateError",
     "StoreError",
     "StoreFullError",
+    "UnsendableEventError",
     "InvalidQueryError",
     "WebServerError",
 )

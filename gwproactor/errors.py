@@ -15,7 +15,8 @@ Every error gwproactor raises, or returns inside ``result.Err``, derives from
     │   └── QueueFullError   a bounded queue refused an item
     ├── StoreError           the event store
     │   ├── StoreFullError   full, and its policy refuses new events
-    │   └── InvalidQueryError a query the store cannot run (also a ValueError)
+    │   ├── InvalidQueryError a query the store cannot run (also a ValueError)
+    │   └── UnsendableEventError an event type the upstream peer cannot decode (gwproto)
     └── WebServerError       a web server that cannot start
 
 Foreign errors (``OSError``, ``sqlite3.Error``, pydantic's ``ValidationError``, ``ssl``
@@ -49,6 +50,7 @@ __all__ = (
     "StateError",
     "StoreError",
     "StoreFullError",
+    "UnsendableEventError",
     "WebServerError",
     "WireError",
 )
@@ -130,6 +132,11 @@ class StoreFullError(StoreError):
 
 class InvalidQueryError(StoreError, ValueError):
     """An event query the store cannot run: a malformed type pattern, a limit out of range."""
+
+
+class UnsendableEventError(StoreError):
+    """The upstream peer cannot decode (nor so acknowledge) events of this type (a gwproto
+    peer and a type outside ``gridworks.event.*``): refused before it is stored."""
 
 
 # -- the web ----------------------------------------------------------------------------------

@@ -57,6 +57,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+_NAME_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+_MQTT_SPECIALS = frozenset("/+#$")
+
+
+def _dot_escape(value: str) -> str:
+    """The escape must not collide with a character a name can hold (the mapping would not
+    be reversible) nor with one MQTT gives meaning to; it must be visible ASCII."""
+    if value in _NAME_ALPHABET or value in _MQTT_SPECIALS or not ("!" <= value <= "~"):
+        raise ValueError(
+            f"{value!r} cannot stand for '.': use one printable ASCII character that is "
+            "neither in names (A-Z a-z 0-9 . _ -) nor special to MQTT (/ + # $), e.g. '~'"
+        )
+    return value
+
+
 class TlsSettings(_Model):
     """TLS towards a broker. ``enabled`` with only ``ca_certs`` authenticates the broker;
     add ``certfile``/``keyfile`` to authenticate this gateway with a client certificate."""
@@ -116,13 +131,14 @@ class BrokerSettings(_Model):
     misc_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often paho's keepalive bookkeeping runs"
     )
-    topic_dot_escape: str | None = Field(
+    topic_dot_escape: Annotated[str, AfterValidator(_dot_escape)] | None = Field(
         default=None,
         min_length=1,
         max_length=1,
         description="send '.' in gw/ topics as this character (e.g. '~') for brokers that "
         "cannot carry dots in topic levels (RabbitMQ, nats-server < 2.10); both ends of a "
-        "link must agree",
+        "link must agree. One printable ASCII character outside the name alphabet "
+        "(A-Z a-z 0-9 . _ -) and MQTT's specials (/ + # $)",
     )
     max_inflight: int | None = Field(
         default=None,
@@ -144,6 +160,7 @@ class BrokerSettings(_Model):
 
 
 LinkRole = Literal["upstream", "downstream", "peer", "admin", "broker"]
+LinkCodec = Literal["native", "gwproto"]
 
 
 class LinkSettings(_Model):
@@ -158,6 +175,14 @@ class LinkSettings(_Model):
 
     peer: Name | None = None
     role: LinkRole = "peer"
+    codec: LinkCodec = Field(
+        default="native",
+        description="wire format: 'native', or 'gwproto' for gridworks-proactor 4.x peers",
+    )
+    short_name: Name | None = Field(
+        default=None, description="gwproto: the name the peer knows this gateway by"
+    )
+    peer_short_name: Name | None = Field(default=None, description="gwproto: the peer's")
     broker: BrokerSettings = BrokerSettings()
     client_id: str | None = Field(default=None, description="default: <gateway>-<link>")
     qos: QOS = QOS.AtLeastOnce
@@ -187,8 +212,20 @@ class LinkSettings(_Model):
         default=30.0, gt=0, description="how often a fallback link probes the preferred broker"
     )
     presence: bool = Field(
-        default=True, description="retained online status on connect, offline will and stop"
+        default=True,
+        description="retained online status on connect, offline will and stop (default "
+        "off on gwproto links, which cannot have it)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gwproto_defaults(cls, data: Any) -> Any:
+        # A 4.x peer publishes and subscribes at QoS 0 and knows no presence topic.
+        if isinstance(data, dict) and data.get("codec") == "gwproto":
+            data = dict(data)
+            data.setdefault("qos", QOS.AtMostOnce)
+            data.setdefault("presence", False)
+        return data
 
     @model_validator(mode="after")
     def _peer_unless_broker(self) -> LinkSettings:
@@ -196,7 +233,36 @@ class LinkSettings(_Model):
             raise ValueError(f"a link with role {self.role!r} needs a peer")
         if self.role == "broker" and self.peer is not None:
             raise ValueError("a link with role 'broker' has no peer")
+        if self.codec == "gwproto":
+            self._check_gwproto()
+        elif self.short_name is not None or self.peer_short_name is not None:
+            raise ValueError("short_name and peer_short_name are for codec = 'gwproto' links")
         return self
+
+    def _check_gwproto(self) -> None:
+        if self.role in ("broker", "admin"):
+            raise ValueError(f"a gwproto link cannot have role {self.role!r}")
+        missing = [k for k in ("short_name", "peer_short_name") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(
+                f"a gwproto link needs {' and '.join(missing)} (the short names the 4.x "
+                "gateways use in topics: short_name is ours, peer_short_name the peer's)"
+            )
+        for key in ("peer", "short_name", "peer_short_name"):
+            value = getattr(self, key)
+            if value is not None and "-" in value:
+                raise ValueError(
+                    f"{key} {value!r} contains '-': gwproto writes '.' as '-' in topics and "
+                    "turns every '-' back into '.', so a 4.x peer cannot carry it"
+                )
+        if self.presence:
+            raise ValueError("presence (birth and will) is not possible on a gwproto link")
+        brokers = [self.broker, *self.fallback_brokers]
+        if any(b.topic_dot_escape is not None for b in brokers):
+            raise ValueError(
+                "broker.topic_dot_escape does not apply to a gwproto link (gwproto writes "
+                "'.' as '-' itself)"
+            )
 
     @property
     def uses_presence(self) -> bool:
@@ -345,6 +411,12 @@ class ProactorSettings(BaseModel):
             raise ValueError(
                 f"actor name(s) {sorted(reserved)} are reserved for the gateway's own "
                 "communicators (the admin commander); rename the actor"
+            )
+        gwproto = [n for n, link in self.links.items() if link.codec == "gwproto"]
+        if gwproto and "-" in self.name:
+            raise ValueError(
+                f"name {self.name!r} contains '-', which the gwproto link(s) {gwproto} cannot "
+                "carry (4.x gateways turn every '-' in a topic back into '.')"
             )
         return self
 

@@ -28,7 +28,7 @@ from typing import Any
 from result import Err, Ok, Result
 
 from gwproactor.config import ProactorSettings
-from gwproactor.errors import StoreError, StoreFullError
+from gwproactor.errors import StoreError, StoreFullError, UnsendableEventError
 from gwproactor.events._uploader import Uploader
 from gwproactor.links import Link
 from gwproactor.observe.listeners import ListenerHub
@@ -86,6 +86,7 @@ class EventManager:
         self._owed: list[Message[Any]] = []  # loaded at start, handed over by redeliver()
         self._redelivered: set[str] = set()  # ids re-handed after a restart, until returned
         self._log = logger
+        self.unsendable = 0  # events refused or kept back: the upstream peer cannot decode them
         self._loop: asyncio.AbstractEventLoop | None = None
         self.uploader: Uploader | None = None
         if upstream is not None:
@@ -215,6 +216,10 @@ class EventManager:
                 Err(StoreFullError(f"{self.uncommitted} events already awaiting commit"))
             )
             return outer
+        if not self._sendable(event.type_name):
+            self.stats.events_rejected += 1
+            outer.set_result(Err(UnsendableEventError(self._unsendable_text(event.type_name))))
+            return outer
         type_name, event_id, time_ns, src, payload = self._prepare(event)
         self.uncommitted += 1
         outer.add_done_callback(self._one_less)
@@ -238,6 +243,26 @@ class EventManager:
         inner.add_done_callback(committed)
         return outer
 
+    def _sendable(self, type_name: str) -> bool:
+        return self.uploader is None or self.uploader.link.codec.can_carry_event(type_name)
+
+    def _unsendable_text(self, type_name: str) -> str:
+        assert self.uploader is not None
+        return (
+            f"the upstream link {self.uploader.link.name} cannot carry events of type "
+            f"{type_name!r} (its peer could neither decode nor acknowledge them)"
+        )
+
+    def _unsendable(self, type_name: str) -> None:
+        """Count and report an event kept back from upload (loop-only)."""
+        self.unsendable += 1
+        self._report_problem(
+            "event not forwarded upstream",
+            self._unsendable_text(type_name),
+            error=False,
+            key=f"events.unsendable.{type_name}",
+        )
+
     def _one_less(self, _: asyncio.Future[EventResult]) -> None:
         self.uncommitted -= 1
 
@@ -256,6 +281,8 @@ class EventManager:
                 return asyncio.run_coroutine_threadsafe(archive(), loop).result(timeout)
             except TimeoutError:  # as the store's append_threadsafe answers it
                 return Err(StoreError(f"event not committed within {timeout} s"))
+        if not self._sendable(event.type_name):  # reads settings only: safe off the loop
+            return Err(UnsendableEventError(self._unsendable_text(event.type_name)))
         type_name, event_id, time_ns, src, payload = self._prepare(event)
         result = self.store.append_threadsafe(type_name, event_id, time_ns, src, payload)
         if isinstance(result, Err):
@@ -354,8 +381,13 @@ class EventManager:
         it; hand it to actors only if it is new."""
         header = message.header
         event = message.payload
-        payload = type(event).__pydantic_serializer__.to_json(event)
+        # A codec that keeps the original payload (gwproto) has it stored and forwarded as it
+        # came, unknown fields and all.
+        payload = message.payload_json or type(event).__pydantic_serializer__.to_json(event)
         forward = self.forward and self.uploader is not None and link is not self.uploader.link
+        if forward and not self._sendable(header.message_type):
+            forward = False  # archived here, acked, not uploaded forever to a peer that refuses
+            self._unsendable(header.message_type)
         args = (header.message_type, header.message_id, event.time_ns, event.src, payload)
         deliver_to = self._target(header)
         if forward:

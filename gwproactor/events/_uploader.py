@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 from result import Err, Result
 
-from gwproactor.errors import StoreError
+from gwproactor.errors import EncodeError, StoreError
 from gwproactor.links import Link
 from gwproactor.store import EventStore, StoredEvent
-from gwproactor.wire.codec import JsonCodec
 from gwproactor.wire.message import Header
 
 __all__ = ("Uploader", "UploaderStats")
@@ -43,6 +42,7 @@ class UploaderStats:
     reads: int = 0
     ack_errors: int = 0
     failed_attempts: int = 0
+    held_back: int = 0  # pending events this link's codec cannot encode (left stored)
 
 
 class Uploader:
@@ -89,6 +89,7 @@ class Uploader:
         self._active = False
         # While a large backlog drains: (monotonic start, acked total at the start).
         self._drain: tuple[float, int] | None = None
+        self._held_back_types: set[str] = set()
 
     @property
     def in_flight(self) -> int:
@@ -213,7 +214,13 @@ class Uploader:
                 ack_required=True,
                 actor="",
             )
-            payload = JsonCodec.encode_with_payload_json(header, event.payload)
+            try:
+                payload = link.codec.encode_with_payload_json(header, event.payload)
+            except EncodeError as e:
+                # Cannot be sent on this link (e.g. a type a gwproto peer cannot decode):
+                # leave it stored, counted and reported, rather than re-send it forever.
+                self._held_back(event, str(e))
+                continue
             if link.publish_bytes(header, payload).is_err():
                 # Not connected after all; the link's next activation starts over.
                 queue.appendleft(event)
@@ -225,6 +232,12 @@ class Uploader:
             asyncio.get_running_loop().create_task(
                 self._read(self._generation), name=f"uploader[{link.name}].read"
             )
+
+    def _held_back(self, event: StoredEvent, reason: str) -> None:
+        self.stats.held_back += 1
+        if event.type_name not in self._held_back_types:
+            self._held_back_types.add(event.type_name)
+            self._log.warning("%s events stay stored, not uploaded: %s", event.type_name, reason)
 
     async def _read(self, generation: int) -> None:
         try:

@@ -18,15 +18,14 @@ from gwproactor.links._dedup import DedupWindow
 from gwproactor.links._state import LinkInput, LinkState, transition
 from gwproactor.mqtt import QOS, Transport, TransportListener
 from gwproactor.observe.stats import OTHER, LinkStats
-from gwproactor.wire.codec import JsonCodec
+from gwproactor.wire.codec import Codec
 from gwproactor.wire.message import Ack, Acks, Event, Header, Message, Payload, Ping, new_message_id
-from gwproactor.wire.names import TOPIC_ROOT, status_topic, topic_for
+from gwproactor.wire.names import TOPIC_ROOT, status_topic
 
 __all__ = ("Link", "LinkOwner", "TransportFactory", "presence_payload")
 
 _ACK = Ack.type_name
 _ACKS = Acks.type_name
-_ACKS_PER_MESSAGE = 500
 _PING = Ping.type_name
 _OK: Ok[None] = Ok(None)
 _ACTIVE = LinkState.active
@@ -114,7 +113,7 @@ class Link(TransportListener):
         name: str,
         gateway: str,
         settings: LinkSettings,
-        codec: JsonCodec,
+        codec: Codec,
         owner: LinkOwner,
         transport_factory: TransportFactory,
         *,
@@ -145,7 +144,7 @@ class Link(TransportListener):
         self._acks = AckTracker(settings.ack_timeout_seconds, self._on_ack_timeout, clock)
         self._dedup = DedupWindow(settings.dedup_window)
         self._gw_prefix = TOPIC_ROOT + "/"
-        self.subscription = topic_for(self.peer, gateway, "#")
+        self.subscription = codec.subscription(self.peer, gateway)
         self.status_topic = status_topic(gateway)
         self.peer_status_topic = status_topic(self.peer) if self.peer else ""
         self.peer_presence = "unknown"
@@ -265,7 +264,7 @@ class Link(TransportListener):
     def publish_bytes(self, header: Header, payload: bytes) -> Result[None, LinkError]:
         """Publish an already encoded envelope on ``header``'s topic (stored events are
         re-sent this way). Results, stats and ack deadline as :meth:`publish`."""
-        topic = topic_for(header.src, header.dst, header.message_type)
+        topic = self.codec.header_topic(header)
         if not self.transport.publish(topic, payload, self.qos):
             self.stats.publish_failures += 1
             return Err(LinkError(f"link {self.name} is not connected"))
@@ -281,9 +280,14 @@ class Link(TransportListener):
         the link's). The subscription is restored after every reconnect and is part of
         "every subscription acknowledged"; messages on it reach
         :meth:`LinkOwner.on_link_raw_message`. Raises :class:`ConfigError` (a
-        ``ValueError``) for a filter that would also match ``gw/`` topics."""
-        if topic_filter.split("/", 1)[0] in ("gw", "+", "#"):
-            # '+/...' and '#' would also match gw/ topics, which go to the codec, not here.
+        ``ValueError``) for a filter that would also match ``gw/`` topics, shared
+        (``$share/<group>/...``) or not."""
+        levels = topic_filter.split("/")
+        if levels[0] == "$share" and len(levels) > 2:
+            levels = levels[2:]  # a shared subscription: $share/<group>/<filter>
+        if levels[0] in ("gw", "+", "#"):
+            # '+/...' and '#' would also match gw/ topics, which go to the codec, not here
+            # (and a shared one would deliver each such message a second time).
             raise ConfigError(f"raw filter {topic_filter!r} overlaps the gw/ topics")
         self.transport.subscribe(topic_filter, self.qos if qos is None else qos)
 
@@ -320,8 +324,9 @@ class Link(TransportListener):
 
     def _flush_acks(self) -> None:
         ids, self._ack_batch = self._ack_batch, []
-        for start in range(0, len(ids), _ACKS_PER_MESSAGE):
-            chunk = ids[start : start + _ACKS_PER_MESSAGE]
+        per_message = self.codec.max_ids_per_ack
+        for start in range(0, len(ids), per_message):
+            chunk = ids[start : start + per_message]
             payload = Ack(ack_message_id=chunk[0]) if len(chunk) == 1 else Acks(ids=chunk)
             if self.publish(self.message(payload)).is_ok():
                 self.stats.acks_sent += len(chunk)

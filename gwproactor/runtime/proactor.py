@@ -44,7 +44,8 @@ from gwproactor.runtime._shutdown import stop_parts
 from gwproactor.runtime._status import build_status
 from gwproactor.store import EventStore, StoredEvent, StoreState
 from gwproactor.web import WebManager
-from gwproactor.wire.codec import JsonCodec, MessageRegistry
+from gwproactor.wire.codec import MessageRegistry
+from gwproactor.wire.codecs import codec_for_link
 from gwproactor.wire.message import Event, Message, Payload
 
 __all__ = ("Proactor",)
@@ -136,7 +137,7 @@ class Proactor(ServicesInterface):
             comm_log=self._logger.comm_event,
         )
         for link_name, link_settings in settings.links.items():
-            codec = JsonCodec(self.registry, link_settings.max_payload_bytes)
+            codec = codec_for_link(self._name, link_settings, self.registry)
             self.links[link_name] = Link(
                 link_name,
                 self._name,

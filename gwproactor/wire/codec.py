@@ -12,7 +12,7 @@ that the link counts per reason.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from result import Err, Ok, Result
@@ -21,7 +21,7 @@ from gwproactor.errors import ConfigError, DecodeError, EncodeError
 from gwproactor.wire.message import Ack, Acks, AnyEvent, Event, Header, Message, Payload, Ping
 from gwproactor.wire.names import TopicParts, parse_topic, topic_for, validate_name
 
-__all__ = ("DEFAULT_MAX_PAYLOAD_BYTES", "JsonCodec", "MessageRegistry")
+__all__ = ("DEFAULT_MAX_PAYLOAD_BYTES", "Codec", "JsonCodec", "MessageRegistry")
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -78,6 +78,49 @@ class MessageRegistry:
         return sorted(self._types)
 
 
+class Codec(Protocol):
+    """What a link needs of a wire format. Links hold one and never ask which it is.
+
+    ``max_ids_per_ack``: how many message ids one ack may carry (1: no batched acks).
+    """
+
+    max_ids_per_ack: int
+    registry: MessageRegistry
+
+    def refresh(self) -> None:
+        """Forget what was derived from the registry (after registering more types)."""
+
+    def subscription(self, peer: str, gateway: str) -> str:
+        """The topic filter for every message from ``peer`` to ``gateway``."""
+
+    def header_topic(self, header: Header) -> str:
+        """The topic a message with this header is published on."""
+
+    def can_carry_event(self, type_name: str) -> bool:
+        """Whether the peer can decode and ack an event of this type."""
+
+    def encode(self, message: Message[Any]) -> bytes:
+        """The payload bytes of ``message``; raises EncodeError."""
+
+    def encode_new(
+        self,
+        src: str,
+        dst: str,
+        payload: Payload,
+        *,
+        message_id: str,
+        ack_required: bool = False,
+        actor: str = "",
+    ) -> tuple[str, bytes]:
+        """The topic and bytes of a new message (as ``Message.create`` would make it)."""
+
+    def encode_with_payload_json(self, header: Header, payload_json: bytes) -> bytes:
+        """The payload bytes around a stored event's payload JSON; raises EncodeError."""
+
+    def decode(self, topic: str, payload: bytes) -> Result[Message[Any], DecodeError]:
+        """The message received on ``topic``; never raises for bad input."""
+
+
 class JsonCodec:
     """Encodes and decodes gateway messages for one link.
 
@@ -85,6 +128,8 @@ class JsonCodec:
     Instances are cheap and immutable after construction except through ``refresh`` (call
     it after registering more types).
     """
+
+    max_ids_per_ack = 500  # gw.acks carries a burst of event acks in one message
 
     def __init__(
         self, registry: MessageRegistry, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
@@ -117,6 +162,18 @@ class JsonCodec:
     def topic(message: Message[Any]) -> str:
         header = message.header
         return topic_for(header.src, header.dst, header.message_type)
+
+    @staticmethod
+    def header_topic(header: Header) -> str:
+        return topic_for(header.src, header.dst, header.message_type)
+
+    @staticmethod
+    def subscription(peer: str, gateway: str) -> str:
+        return topic_for(peer, gateway, "#")
+
+    @staticmethod
+    def can_carry_event(type_name: str) -> bool:
+        return True
 
     @staticmethod
     def encode(message: Message[Any]) -> bytes:

@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from gwproactor.wire.names import validate_name
 
@@ -84,6 +84,19 @@ class Message(BaseModel, Generic[PayloadT]):
 
     header: Header
     payload: PayloadT
+    # The payload's JSON as it came, for a codec whose peers' payloads must be stored and
+    # forwarded unchanged (gwproto events); None when the payload's own serializer will do.
+    _payload_json: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def payload_json(self) -> bytes | None:
+        """The payload's original JSON if the codec kept it (see :mod:`gwproactor.wire`)."""
+        return self._payload_json
+
+    def keep_payload_json(self, payload_json: bytes) -> None:
+        """For codecs, at decode time: remember the payload's original JSON (the message's
+        fields stay immutable)."""
+        self._payload_json = payload_json
 
     @property
     def src(self) -> str:

@@ -24,6 +24,7 @@ from gwproactor.errors import (
     StateError,
     StoreError,
     StoreFullError,
+    UnsendableEventError,
     WebServerError,
     WireError,
 )
@@ -50,6 +51,7 @@ TREE: dict[type[Exception], tuple[type[Exception], ...]] = {
     StoreError: (ProactorError,),
     StoreFullError: (StoreError,),
     InvalidQueryError: (StoreError, ValueError),
+    UnsendableEventError: (StoreError,),
     WebServerError: (ProactorError,),
 }
 
