@@ -75,6 +75,12 @@ class StoreStats:
     """Upload attempts of pending events that failed (their ack timed out)."""
     dead_lettered: int = 0
     """Pending events moved to the dead letters after ``max_delivery_attempts``."""
+    checkpoints: int = 0
+    """Timed WAL checkpoints (``checkpoint_interval_seconds``)."""
+    salvaged: int = 0
+    """Rows copied out of a damaged store at start (see ``store.corrupt``)."""
+    salvage_lost: int = 0
+    """Events of a damaged store that could not be read at start (0 if unknown)."""
 
     def add(self, other: StoreStats) -> None:
         """Add ``other``'s counters to these."""
@@ -90,6 +96,7 @@ class StoreStats:
         self.duplicate_appends += other.duplicate_appends
         self.failed_attempts += other.failed_attempts
         self.dead_lettered += other.dead_lettered
+        self.checkpoints += other.checkpoints
 
 
 class StoreState(enum.Enum):

@@ -131,6 +131,9 @@ class OpenReport:
 
     counts: Counts
     corrupt_detail: str | None = None
+    salvaged: int = 0  # rows copied out of a damaged store
+    lost: int | None = None  # events of a damaged store that could not be read (None: unknown)
+    warnings: list[str] = field(default_factory=list)  # reported as store.warning at start
 
 
 @dataclass(slots=True)

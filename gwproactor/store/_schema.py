@@ -19,6 +19,7 @@ from typing import Final
 from gwproactor.errors import StoreError
 from gwproactor.store._ops import Counts, OpenReport
 from gwproactor.store._pattern import register_sql_function
+from gwproactor.store._salvage import FreshStoreError, Salvage, salvage_into
 from gwproactor.store._settings import StoreSettings
 
 __all__ = ("count_events", "open_database", "suppress_sqlite_errors")
@@ -88,8 +89,16 @@ def open_database(path: Path, settings: StoreSettings) -> tuple[sqlite3.Connecti
     """Open (creating if needed) the store at ``path``.
 
     A corrupt file (not a database, malformed, failing ``quick_check``, or another
-    program's sqlite file) is renamed to ``<name>.corrupt-<UTC time>`` with its -wal/-shm,
-    a fresh store is created, and ``OpenReport.corrupt_detail`` says what happened.
+    program's sqlite file) is salvaged: every row that can still be read is copied into a
+    fresh store (see :mod:`gwproactor.store._salvage`), built beside it as
+    ``<name>.salvage``; then the damaged file is renamed to ``<name>.corrupt-<UTC time>``
+    with its -wal/-shm and the fresh one takes its place (a crash in between leaves either
+    the damaged store, salvaged again at the next start, or the fresh one).
+    ``OpenReport.corrupt_detail`` says what happened, with the counts saved and lost.
+
+    A ``-shm`` file without its ``-wal`` means the WAL was deleted or moved while the
+    gateway was not running: whatever it held since the last checkpoint is gone. That is
+    reported in ``OpenReport.warnings``.
 
     Raises:
         StoreError: the store cannot be opened for another reason (directory not
@@ -100,22 +109,81 @@ def open_database(path: Path, settings: StoreSettings) -> tuple[sqlite3.Connecti
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the directory of the event store {path}: {exc}") from exc
+    warnings = _wal_warnings(path)
     try:
         conn, counts = _try_open(path, settings)
-        return conn, OpenReport(counts=counts)
+        return conn, OpenReport(counts=counts, warnings=warnings)
     except _CorruptError as corrupt:
         reason = str(corrupt)
+    salvage = _salvage(path, settings)
     aside = _move_aside(path)
+    fresh = path.with_name(path.name + _SALVAGE_SUFFIX)
+    if fresh.exists():
+        try:
+            os.replace(fresh, path)
+        except OSError as exc:
+            raise StoreError(f"cannot put the salvaged event store in place: {exc}") from exc
+    lost = "an unknown number" if salvage.lost is None else str(salvage.lost)
     detail = (
-        f"event store {path} is unusable ({reason}); moved aside to {aside.name} and "
-        "started a fresh store"
+        f"event store {path} is damaged ({reason}); saved {salvage.saved} rows into a fresh "
+        f"store, {lost} events lost; the damaged file is kept as {aside.name}"
     )
     logger.error("%s", detail)
     try:
         conn, counts = _try_open(path, settings)
     except _CorruptError as corrupt:
         raise StoreError(f"fresh event store {path} is unusable: {corrupt}") from corrupt
-    return conn, OpenReport(counts=counts, corrupt_detail=detail)
+    return conn, OpenReport(
+        counts=counts,
+        corrupt_detail=detail,
+        salvaged=salvage.saved,
+        lost=salvage.lost,
+        warnings=warnings,
+    )
+
+
+_SALVAGE_SUFFIX: Final = ".salvage"
+
+
+def _salvage(path: Path, settings: StoreSettings) -> Salvage:
+    """Build ``<name>.salvage`` from what can be read of the damaged ``path``; on failure
+    no salvage file is left and nothing is saved."""
+    fresh = path.with_name(path.name + _SALVAGE_SUFFIX)
+    _remove_with_companions(fresh)
+    try:
+        conn, _ = _try_open(fresh, settings)
+    except (_CorruptError, StoreError) as exc:
+        logger.warning("event store %s: cannot create a store to salvage into: %s", path, exc)
+        _remove_with_companions(fresh)
+        return Salvage(0, None)
+    try:
+        salvage = salvage_into(path, conn)
+    except (sqlite3.Error, FreshStoreError) as exc:  # the fresh store failed: save nothing
+        logger.warning("event store %s: salvage failed: %s", path, exc)
+        with suppress_sqlite_errors("closing the salvage store"):
+            conn.close()
+        _remove_with_companions(fresh)
+        return Salvage(0, None)
+    with suppress_sqlite_errors("closing the salvage store"):
+        conn.close()  # checkpoints: the fresh store is one self-contained file
+    return salvage
+
+
+def _remove_with_companions(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _wal_warnings(path: Path) -> list[str]:
+    shm = path.with_name(path.name + "-shm")
+    wal = path.with_name(path.name + "-wal")
+    if path.exists() and shm.exists() and not wal.exists():
+        return [
+            f"{shm.name} exists without {wal.name}: the write-ahead log was deleted or moved "
+            "while the gateway was down; commits made since its last checkpoint are lost "
+            "(copy or move a store as all three files, or stop the gateway first)"
+        ]
+    return []
 
 
 def _try_open(path: Path, settings: StoreSettings) -> tuple[sqlite3.Connection, Counts]:

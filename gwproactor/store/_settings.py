@@ -75,6 +75,14 @@ class StoreSettings(BaseModel):
     only for events in flight for a whole ``ack_timeout_seconds``; a lost connection does
     not count."""
 
+    checkpoint_interval_seconds: float | None = Field(default=30.0, gt=0)
+    """Copy committed events from the write-ahead log into the main file at least this
+    often (a PASSIVE checkpoint in the writer thread, idle or busy), and truncate the WAL at
+    a clean stop: a store file copied or kept without its ``-wal`` then misses at most this
+    much. ``None``: only sqlite's own ``wal_autocheckpoint_pages``, which a gateway writing
+    little may not reach for hours."""
+
     quick_check_on_start: bool = True
+
     """Run ``PRAGMA quick_check`` when opening; it reads the whole file, so very large
     stores on slow flash may want to skip it."""

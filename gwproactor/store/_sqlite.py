@@ -146,6 +146,9 @@ class SqliteWriter:
         self._submit_lock = threading.Lock()
         self._closed = False
         self._conn: sqlite3.Connection | None = None
+        self._committed_writes = False  # a batch committed something (writer thread only)
+        self._unchecked_since: float | None = None  # first commit not yet checkpointed
+
         self._counts = Counts()
         self.opened: concurrent.futures.Future[OpenReport] = concurrent.futures.Future()
         """Resolved by the thread once the database is open (or failed to open)."""
@@ -201,7 +204,11 @@ class SqliteWriter:
         finally:
             conn, self._conn = self._conn, None
             if conn is not None:
-                # Closing the last connection checkpoints the WAL into the main file.
+                # Everything into the main file and the WAL cut to nothing: a store copied
+                # as events.db alone after a clean stop is complete. (Closing the last
+                # connection would checkpoint too, but not if a reader holds the file.)
+                with suppress_sqlite_errors("checkpoint at stop"):
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 with suppress_sqlite_errors("close"):
                     conn.close()
             self.finished.set_result(None)
@@ -216,8 +223,19 @@ class SqliteWriter:
             self._queue.get_nowait,
             self._settings.max_batch,
         )
+        interval = self._settings.checkpoint_interval_seconds
         while True:
-            batch: list[Op] = [get()]
+            if self._unchecked_since is None or interval is None:
+                batch: list[Op] = [get()]
+            else:
+                # Commits are waiting in the WAL only: copy them into the main file once
+                # the interval is up, idle or not.
+                wait = self._unchecked_since + interval - time.monotonic()
+                try:
+                    batch = [get(timeout=max(0.0, wait))]
+                except queue.Empty:
+                    self._ext_checkpoint()
+                    continue
             # Everything that queued up while the last commit was fsyncing goes into this
             # one: that is the whole of group commit.
             try:
@@ -233,6 +251,27 @@ class SqliteWriter:
                 stop = any(isinstance(op, StopOp) for op in batch)
             if stop:
                 return
+            if self._committed_writes:
+                self._committed_writes = False
+                now = time.monotonic()
+                if self._unchecked_since is None:
+                    self._unchecked_since = now
+                elif interval is not None and now - self._unchecked_since >= interval:
+                    self._ext_checkpoint()
+
+    def _ext_checkpoint(self) -> None:
+        """Copy the WAL's commits into the main file (PASSIVE: never waits for readers;
+        what a reader still needs is copied next time)."""
+        conn = self._conn
+        assert conn is not None
+        with suppress_sqlite_errors("checkpoint"):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy:
+                return
+            self._ext_post(
+                BatchOutcome(stats=StoreStats(checkpoints=1), counts=replace(self._counts))
+            )
+        self._unchecked_since = None
 
     def _ext_process(self, batch: Sequence[Op]) -> bool:
         out = BatchOutcome()
@@ -294,6 +333,8 @@ class SqliteWriter:
             else:
                 stats.appended += 1
         stats.committed_batches += 1
+        self._committed_writes = True
+
         out.stats.add(stats)
         tally.dropped += stats.dropped
         tally.dropped_bytes += dropped_bytes

@@ -39,8 +39,10 @@ __all__ = ("EventStore", "ProblemCallback")
 logger = logging.getLogger(__name__)
 
 ProblemCallback = Callable[[str, str], None]
-"""``on_problem(kind, detail)``; kinds: ``store.corrupt``, ``store.dropped``,
-``store.refused``, ``store.write_error``, ``store.stop_timeout``, ``store.internal_error``."""
+"""``on_problem(kind, detail)``; kinds: ``store.corrupt`` (with the rows saved and lost),
+``store.wal_missing``, ``store.dropped``, ``store.refused``, ``store.write_error``,
+``store.stop_timeout``, ``store.internal_error``."""
+
 
 _T = TypeVar("_T")
 
@@ -171,8 +173,12 @@ class EventStore:
             raise StateError(f"event store {self._path}: stopped while starting")
         self._counts = report.counts
         self._set_state(StoreState.RUNNING)
+        self._stats.salvaged = report.salvaged
+        self._stats.salvage_lost = report.lost or 0
         if report.corrupt_detail is not None:
             self._report("store.corrupt", report.corrupt_detail)
+        for warning in report.warnings:
+            self._report("store.wal_missing", warning)
 
     async def stop(self) -> None:
         """Commit everything queued, close the database and join the writer thread.
