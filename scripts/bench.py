@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     # Start-up is measured: compile gwproactor's bytecode first, as an installed package
     # has it (an editable checkout under PYTHONDONTWRITEBYTECODE would compile at each start).
     root = Path(__file__).resolve().parents[1]
-    for package in ("gwproactor", "actors"):
+    for package in ("gwproactor",):
         compileall.compile_dir(root / package, quiet=1)
     # Explicitly, also for SIGINT: a shell starts background jobs with SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):

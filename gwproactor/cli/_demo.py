@@ -25,6 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gwproactor.cli._examples import examples_dir
 from gwproactor.cli._status import STATE_STYLE
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError
@@ -38,7 +39,7 @@ from gwproactor.wire.registry import default_registry
 def demo_command(args: argparse.Namespace, console: Console) -> int:
     config_dir = args.config_dir or _find_config_dir()
     if config_dir is None:
-        console.print("[red]cannot find config/parent.toml; run from the repository root[/red]")
+        console.print("[red]cannot find the demo's parent.toml (give --config-dir)[/red]")
         return 2
     demo = Demo(
         config_dir,
@@ -56,10 +57,10 @@ def demo_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def _find_config_dir() -> Path | None:
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        if (base / "config" / "parent.toml").is_file():
-            return base / "config"
-    return None
+    local = Path.cwd() / "config"
+    if (local / "parent.toml").is_file():
+        return local
+    return examples_dir()
 
 
 class Demo:

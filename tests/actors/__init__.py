@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from result import Ok
 
-from actors import REGISTRY as ACTORS_REGISTRY
 from gwproactor import MessageRegistry, Proactor
+from gwproactor.actors import REGISTRY as ACTORS_REGISTRY
 from tests.helpers import REGISTRY as TEST_REGISTRY
 from tests.helpers import TIMEOUT, Counted, EventRecorder, wait_until
 

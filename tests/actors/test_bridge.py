@@ -16,8 +16,6 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion
 from result import Err, Ok
 
-from actors import DeviceReading, HttpPoller, TelemetryBridge
-from actors.bridge import NO_DEVICE, OTHER_DEVICES, BridgeOptions, device_of, parse_telemetry
 from gwproactor import (
     ActorSettings,
     BrokerSettings,
@@ -29,6 +27,14 @@ from gwproactor import (
     load_actor,
     load_settings,
 )
+from gwproactor.actors import DeviceReading, HttpPoller, TelemetryBridge
+from gwproactor.actors.bridge import (
+    NO_DEVICE,
+    OTHER_DEVICES,
+    BridgeOptions,
+    device_of,
+    parse_telemetry,
+)
 from gwproactor.wire.message import RawMessage
 from tests.actors import actors_registry, add_recorder, wait_recorded
 from tests.helpers import TIMEOUT, is_state, running, wait_active, wait_until
@@ -38,7 +44,7 @@ if TYPE_CHECKING:
     from tests.support.fixtures import MosquittoFactory
     from tests.support.mosquitto import Mosquitto
 
-BRIDGE_CLASS = "actors.bridge:TelemetryBridge"
+BRIDGE_CLASS = "gwproactor.actors.bridge:TelemetryBridge"
 
 
 def _broker(mosquitto: Mosquitto) -> BrokerSettings:

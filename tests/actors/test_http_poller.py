@@ -15,15 +15,15 @@ import pytest
 from aiohttp import web
 from result import Err, Ok
 
-from actors import HttpPoller, HttpReading
-from actors.http_poller import PollerOptions, backoff_delay, pick_values
 from gwproactor import ActorSettings, BrokerSettings, ConfigError, Proactor, load_actor
+from gwproactor.actors import HttpPoller, HttpReading
+from gwproactor.actors.http_poller import PollerOptions, backoff_delay, pick_values
 from gwproactor.mqtt import MemoryBroker
 from gwproactor.testing.ports import LOOPBACK, free_listen_port
 from tests.actors import actors_registry, add_recorder, wait_recorded
 from tests.helpers import TIMEOUT, memory_factory, pair_settings, running, wait_active
 
-POLLER_CLASS = "actors.http_poller:HttpPoller"
+POLLER_CLASS = "gwproactor.actors.http_poller:HttpPoller"
 STOP_TIMEOUT = 2.0
 
 

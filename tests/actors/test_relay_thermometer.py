@@ -8,7 +8,8 @@ import itertools
 import time
 from statistics import mean
 
-from actors import (
+from gwproactor import ActorSettings, BrokerSettings, Proactor
+from gwproactor.actors import (
     RelayActor,
     RelaySet,
     RelayStateChanged,
@@ -17,8 +18,7 @@ from actors import (
     TemperatureReading,
     ThermometerActor,
 )
-from actors.commander import RelayCommander
-from gwproactor import ActorSettings, BrokerSettings, Proactor
+from gwproactor.actors.commander import RelayCommander
 from gwproactor.mqtt import MemoryBroker
 from tests.actors import (
     actors_registry,
@@ -97,7 +97,7 @@ async def test_commander_drives_the_relay_on_its_schedule() -> None:
         "commander",
         parent,
         ActorSettings(
-            cls="actors.commander:RelayCommander",
+            cls="gwproactor.actors.commander:RelayCommander",
             options={"link": "child", "relay": "relay1", "period_seconds": 0.02},
         ),
     )
@@ -122,7 +122,7 @@ async def test_thermometer_reports_at_its_period_and_stop_joins_the_threads() ->
         "thermo1",
         child,
         ActorSettings(
-            cls="actors.thermometer:ThermometerActor", options={"period_seconds": period}
+            cls="gwproactor.actors.thermometer:ThermometerActor", options={"period_seconds": period}
         ),
         driver=SimulatedThermometerDriver(base_celsius=20.0, latency_seconds=0.001),
     )

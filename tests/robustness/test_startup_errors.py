@@ -53,7 +53,7 @@ peer = "ops"
 role = "admin"
 broker.port = 1
 [actors.admin]
-class = "actors.thermometer:ThermometerActor"
+class = "gwproactor.actors.thermometer:ThermometerActor"
 """
 
 NEWER_STORE_VERSION = 99

@@ -20,7 +20,7 @@ broker.host = "10.1.1.1"
 broker.port = 1884
 
 [actors.relay1]
-class = "actors.relay:RelayActor"
+class = "gwproactor.actors.relay:RelayActor"
 handles = ["sim.relay.set"]
 """
 

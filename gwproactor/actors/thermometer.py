@@ -7,7 +7,6 @@ import random
 import time
 from typing import ClassVar
 
-from actors.messages import TemperatureReading
 from gwproactor import (
     ActorSettings,
     Payload,
@@ -15,6 +14,7 @@ from gwproactor import (
     SyncAsyncInteractionThread,
     SyncThreadActor,
 )
+from gwproactor.actors.messages import TemperatureReading
 
 
 class SimulatedThermometerDriver:

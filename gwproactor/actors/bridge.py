@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from result import Err, Ok, Result
 
-from actors.messages import DeviceReading, DeviceTelemetry
 from gwproactor import QOS, Actor, ActorSettings, Message, Payload, ServicesInterface, StoreError
+from gwproactor.actors.messages import DeviceReading, DeviceTelemetry
 from gwproactor.wire.message import RawMessage
 
 __all__ = (

@@ -6,7 +6,6 @@ import threading
 import time
 from typing import Any, ClassVar
 
-from actors.messages import RelaySet, RelayStateChanged
 from gwproactor import (
     ActorSettings,
     Message,
@@ -15,6 +14,7 @@ from gwproactor import (
     SyncAsyncInteractionThread,
     SyncThreadActor,
 )
+from gwproactor.actors.messages import RelaySet, RelayStateChanged
 
 
 class SimulatedRelayDriver:

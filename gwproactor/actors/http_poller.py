@@ -21,7 +21,6 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from result import Err, Ok, Result
 
-from actors.messages import MAX_READINGS, HttpReading
 from gwproactor import (
     Actor,
     ActorSettings,
@@ -31,6 +30,7 @@ from gwproactor import (
     StateError,
     StoreError,
 )
+from gwproactor.actors.messages import MAX_READINGS, HttpReading
 
 __all__ = (
     "HttpPoller",

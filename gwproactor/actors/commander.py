@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from result import Ok, Result
 
-from actors.messages import RelaySet
 from gwproactor import Actor, ActorSettings, Message, Payload, ServicesInterface
+from gwproactor.actors.messages import RelaySet
 
 
 class RelayCommander(Actor):
