@@ -86,6 +86,8 @@ _gw_system_packages() {
     local -a missing=()
     _gw_find_mosquitto >/dev/null || missing+=(mosquitto)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    # systemd-analyze (verify, security) checks the shipped unit in tests/packaging.
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
     ((${#missing[@]} == 0)) && return 0
     _gw_say "installing ${missing[*]} with apt-get (the package may start a system broker" \
         "on port 1883; the tests do not use it)"
@@ -144,7 +146,7 @@ gw_bootstrap() {
     # Bytecode for the project's own modules (an editable install has none, and with
     # PYTHONDONTWRITEBYTECODE set every start would compile ~60 modules: ~0.1 s here).
     # compileall only rewrites what changed, so this costs little on later runs.
-    "$venv/bin/python" -m compileall -q "$root/gwproactor" "$root/actors" >/dev/null \
+    "$venv/bin/python" -m compileall -q "$root/gwproactor" >/dev/null \
         || _gw_say "warning: could not precompile gwproactor (start-up will be slower)"
     mosquitto="$(_gw_find_mosquitto)" || _gw_fail "mosquitto not found" || return 1
     export GW_ROOT="$root"

@@ -1,4 +1,4 @@
-"""The ``gwproactor`` command: run, demo, config, store, status, events."""
+"""The ``gwproactor`` command: run, demo, config, store, install-unit, status, events."""
 
 from __future__ import annotations
 
@@ -74,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     store.add_argument("--json", action="store_true", help="stats / dead-letters as JSON")
 
+    install = commands.add_parser(
+        "install-unit",
+        help="install the systemd unit, the gwproactor user, /etc/gwproactor and a config",
+    )
+    install.add_argument("--instance", default="child", help="config name (gwproactor@NAME)")
+    install.add_argument("--user", default="gwproactor", help="the service user and group")
+    install.add_argument("--config", type=Path, default=None, help="default: the example")
+    install.add_argument("--root", type=Path, default=None, help="install under this directory")
+
     status = commands.add_parser("status", help="show the status of a running gateway")
     status.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -122,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         from gwproactor.cli._config import config_command
 
         return config_command(args.config, args.env_file, console)
+    if args.command == "install-unit":
+        from gwproactor.cli._install import install_unit_command
+
+        return install_unit_command(args.instance, args.user, args.root, args.config, console)
     if args.command == "store":
         if args.action in ("retry", "drop") and not args.event_id:
             parser.error(f"store {args.action} needs an event id")
