@@ -29,6 +29,7 @@ from rich.markup import escape
 
 from gwproactor.cli._examples import examples_dir
 from gwproactor.cli._run import EXIT_CONFIG, fail
+from gwproactor.errors import ConfigError
 
 __all__ = ("install_unit_command", "render_unit")
 
@@ -45,7 +46,7 @@ ENV_HEADER = """\
 def render_unit(template: str, executable: Path) -> str:
     """The unit with ``ExecStart=`` running ``executable``."""
     if PLACEHOLDER not in template:
-        raise ValueError(f"the unit template has no {PLACEHOLDER} to replace")
+        raise ConfigError(f"the unit template has no {PLACEHOLDER} to replace")
     return template.replace(PLACEHOLDER, str(executable))
 
 

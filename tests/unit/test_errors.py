@@ -95,7 +95,9 @@ def test_gwproactor_raises_its_own_errors() -> None:
     found: list[str] = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel.startswith("testing/"):
+        # The shipped actors are application code, examples of the framework: what their
+        # constructors raise, load_actor translates into ConfigError.
+        if rel.startswith(("testing/", "actors/")):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Raise) or node.exc is None:
