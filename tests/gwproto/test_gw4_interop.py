@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from result import Ok
 
-from actors.gwproto import PowerWatts, SiteReading
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings
+from gwproactor.actors.gwproto import PowerWatts, SiteReading
 from gwproactor.wire.registry import default_registry
 from tests.gwproto.conftest import PeerFactory
 from tests.gwproto.peer_env import Gw4Peer

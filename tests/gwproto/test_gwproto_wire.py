@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from result import Err, Ok
 
-from actors.gwproto import PowerWatts, SiteReading
 from gwproactor import LinkSettings, Message, Proactor, ProactorSettings
+from gwproactor.actors.gwproto import PowerWatts, SiteReading
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError, EncodeError, UnsendableEventError
 from gwproactor.mqtt import MemoryBroker
