@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -16,7 +17,10 @@ __all__ = ("main",)
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gwproactor", description="Run and inspect gwproactor field gateways."
+        prog="gwproactor",
+        description="Run and inspect gwproactor field gateways.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gwproactor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="validate a config and show where values came from")
     config.add_argument("config", type=Path)
+    config.add_argument("--json", action="store_true", help="settings and problems as JSON")
     config.add_argument(
         "--env-file", type=Path, default=None, help="must exist if given (default: ./.env if any)"
     )
@@ -83,11 +88,22 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--config", type=Path, default=None, help="default: the example")
     install.add_argument("--root", type=Path, default=None, help="install under this directory")
 
-    status = commands.add_parser("status", help="show the status of a running gateway")
+    status = commands.add_parser(
+        "status",
+        help="show the status of a running gateway (exit 3 when not ready)",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     status.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
     status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
 
+    _add_events(commands)
+    _add_actions(commands)
+    return parser
+
+
+def _add_events(commands: Any) -> None:
     events = commands.add_parser("events", help="query a running gateway's event store")
     events.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
     events.add_argument("--pattern", default=None, help="type pattern: gw.?.state, gw.*")
@@ -97,9 +113,56 @@ def _parser() -> argparse.ArgumentParser:
     which = events.add_mutually_exclusive_group()
     which.add_argument("--pending", dest="pending", action="store_const", const=True)
     which.add_argument("--archived", dest="pending", action="store_const", const=False)
+    order = events.add_mutually_exclusive_group()
+    order.add_argument(
+        "--newest", dest="newest", action="store_true", default=True, help="the newest (default)"
+    )
+    order.add_argument("--oldest", dest="newest", action="store_false", help="the oldest")
+    events.add_argument(
+        "--follow", action="store_true", help="keep printing new events (JSON lines with --json)"
+    )
+    events.add_argument("--interval", type=float, default=2.0, help="--follow: seconds per poll")
+    events.add_argument(
+        "--follow-seconds", type=float, default=0.0, help="--follow: stop after this (0: never)"
+    )
     events.add_argument("--json", action="store_true", help="print the raw JSON")
     events.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
-    return parser
+
+
+def _add_actions(commands: Any) -> None:
+    for name, help_text, args in (
+        ("reconnect", "drop and re-open one link's broker connection", ("link",)),
+        ("log-level", "set a log category's level at run time", ("category", "level")),
+        ("restart-actor", "stop, reload and start a configured actor", ("actor",)),
+    ):
+        action = commands.add_parser(name, help=f"{help_text} (needs the web token)")
+        action.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
+        for arg in args:
+            action.add_argument(arg)
+        action.add_argument(
+            "--token",
+            default=None,
+            help="the gateway's web.token (default: $GWPROACTOR_WEB__TOKEN)",
+        )
+        action.add_argument("--json", action="store_true", help="print the raw JSON answer")
+        action.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+
+
+_EXIT_CODES = """exit codes:
+  0  done (status: the gateway is ready)
+  1  the gateway answered with an error (a refused query or action, a bad token)
+  2  the gateway could not be reached; run/config: the configuration is unusable
+  3  status: the gateway answered but is not ready (a link not active, or not running)"""
+
+_PIPE_WIDTH = 100_000  # not a terminal: no line is cut or wrapped to fit a screen
+
+
+def _console() -> Console:
+    """Rich on a terminal; piped or redirected, plain text at full length (for scripts)."""
+    console = Console(stderr=False, highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(stderr=False, highlight=False, width=_PIPE_WIDTH)
 
 
 def _time_ns(text: str) -> int:
@@ -116,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     parser = _parser()
     args = parser.parse_args(argv)
 
-    console = Console(stderr=False, highlight=False)
+    console = _console()
     if args.command == "run":
         from gwproactor.cli._run import run_command
 
@@ -130,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     if args.command == "config":
         from gwproactor.cli._config import config_command
 
-        return config_command(args.config, args.env_file, console)
+        return config_command(args.config, args.env_file, console, as_json=args.json)
     if args.command == "install-unit":
         from gwproactor.cli._install import install_unit_command
 
@@ -163,6 +226,23 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
             start_ns=args.start,
             end_ns=args.end,
             pending=args.pending,
+            as_json=args.json,
+            timeout=args.timeout,
+            console=console,
+            newest=args.newest,
+            follow=args.follow,
+            interval=args.interval,
+            follow_seconds=args.follow_seconds,
+        )
+    if args.command in ("reconnect", "log-level", "restart-actor"):
+        from gwproactor.cli._actions import action_command
+
+        values = [getattr(args, a) for a in ("link", "category", "level", "actor") if a in args]
+        return action_command(
+            args.url,
+            args.command,
+            values,
+            token=args.token,
             as_json=args.json,
             timeout=args.timeout,
             console=console,

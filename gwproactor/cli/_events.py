@@ -1,14 +1,14 @@
 """``gwproactor events URL``: query a running gateway's event store over ``/events``.
 
-Exit codes as ``status``: 0 answered, 1 the gateway refused the query (its message is
-shown), 2 it could not be reached.
+Exit codes: 0 answered, 1 the gateway refused the query (its message is shown), 2 it could
+not be reached.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from gwproactor.cli._status import (
     fetch_json,
 )
 
-__all__ = ("events_command", "parse_time_ns", "render_events")
+__all__ = ("event_line", "events_command", "parse_time_ns", "render_events")
 
 _PAYLOAD_CHARS = 120
 
@@ -54,8 +54,15 @@ def events_command(
     as_json: bool,
     timeout: float,
     console: Console,
+    newest: bool = True,
+    follow: bool = False,
+    interval: float = 2.0,
+    follow_seconds: float = 0.0,
 ) -> int:
-    """Print the events matching the filters (oldest first); returns the exit code."""
+    """Print the events matching the filters, oldest first: the newest ``limit`` of them
+    (``newest``, the default) or the oldest. With ``follow``, keep asking every
+    ``interval`` seconds and print the ones not seen yet (as JSON lines with ``as_json``),
+    until Ctrl-C or ``follow_seconds`` (0: no end). Returns the exit code."""
     params: dict[str, str] = {}
     if pattern is not None:
         params["pattern"] = pattern
@@ -67,42 +74,102 @@ def events_command(
         params["end_ns"] = str(end_ns)
     if pending is not None:
         params["pending"] = "true" if pending else "false"
+    if newest or follow:
+        params["newest"] = "true"
+    full = not console.is_terminal  # piped: every character, nothing shortened
     try:
-        events = fetch_json(
-            url, "/events", params=params, timeout=timeout, console=console, what="querying events"
-        )
+        events = _query(url, params, timeout, None if follow else console)
+        if not follow:
+            if as_json:
+                console.out(json.dumps(events, indent=2), highlight=False)
+            else:
+                console.print(render_events(events, full=full))
+            return 0
+        _follow(url, params, events, as_json, timeout, console, interval, follow_seconds)
     except GatewayUnreachableError as e:
         console.print(f"[red]cannot reach the gateway:[/red] {e}")
         return EXIT_UNREACHABLE
     except GatewayAnswerError as e:
         console.print(f"[red]query refused:[/red] {e.message}")
         return EXIT_ERROR_ANSWER
-    if not isinstance(events, list):
-        console.print(f"[red]unexpected answer from {url}:[/red] not a list of events")
-        return EXIT_UNREACHABLE
-    if as_json:
-        console.out(json.dumps(events, indent=2), highlight=False)
-    else:
-        console.print(render_events(events))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
-def render_events(events: list[Mapping[str, Any]]) -> Table | Text:
-    """A table: seq, local time, type, source, pending, payload (shortened)."""
+def _query(
+    url: str, params: Mapping[str, str], timeout: float, console: Console | None
+) -> list[dict[str, Any]]:
+    events = fetch_json(
+        url, "/events", params=params, timeout=timeout, console=console, what="querying events"
+    )
+    if not isinstance(events, list):
+        raise GatewayUnreachableError(f"unexpected answer from {url}: not a list of events")
+    return events
+
+
+def _follow(
+    url: str,
+    params: Mapping[str, str],
+    first: list[dict[str, Any]],
+    as_json: bool,
+    timeout: float,
+    console: Console,
+    interval: float,
+    follow_seconds: float,
+) -> None:
+    """Print ``first``, then every event with a higher seq as it appears (one line each)."""
+    deadline = time.monotonic() + follow_seconds if follow_seconds > 0 else None
+    last_seq = -1
+    batch = first
+    while True:
+        for event in batch:
+            if int(event["seq"]) > last_seq:
+                last_seq = int(event["seq"])
+                if as_json:
+                    console.out(json.dumps(event, separators=(",", ":")), highlight=False)
+                else:
+                    console.print(event_line(event), soft_wrap=True)
+        if deadline is not None and time.monotonic() + interval > deadline:
+            return
+        time.sleep(interval)
+        batch = _query(url, params, timeout, None)
+
+
+def event_line(event: Mapping[str, Any]) -> Text:
+    """One event on one line (follow mode): time, seq, type, source, state, payload."""
+    state = Text("pending", "yellow") if event["pending"] else Text("archived", "dim")
+    return Text.assemble(
+        _when(int(event["time_ns"])),
+        f"  #{event['seq']}  ",
+        (str(event["type_name"]), "bold"),
+        f"  {event['src']}  ",
+        state,
+        "  " + json.dumps(_body(event.get("payload")), separators=(",", ":")),
+    )
+
+
+def _when(time_ns: int) -> str:
+    seconds, ns = divmod(time_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + f".{ns // 1_000_000:03d}"
+
+
+def render_events(events: Sequence[Mapping[str, Any]], *, full: bool = False) -> Table | Text:
+    """A table: seq, local time, type, source, pending, payload (shortened on a terminal;
+    whole with ``full``)."""
     if not events:
         return Text("no events match", style="dim")
     table = Table(title=f"{len(events)} events", expand=False)
     for column in ("seq", "time", "type", "src", "pending"):
         table.add_column(column, no_wrap=True)
-    table.add_column("payload", overflow="ellipsis", max_width=_PAYLOAD_CHARS)
+    if full:
+        table.add_column("payload", no_wrap=True)
+    else:
+        table.add_column("payload", overflow="ellipsis", max_width=_PAYLOAD_CHARS)
     for event in events:
-        seconds, ns = divmod(int(event["time_ns"]), 1_000_000_000)
-        when = (
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + f".{ns // 1_000_000:03d}"
-        )
         table.add_row(
             str(event["seq"]),
-            when,
+            _when(int(event["time_ns"])),
             str(event["type_name"]),
             str(event["src"]),
             Text("pending", "yellow") if event["pending"] else Text("archived", "dim"),

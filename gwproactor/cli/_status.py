@@ -1,7 +1,8 @@
 """``gwproactor status URL``: read ``/status`` of a running gateway and render it with rich.
 
-Also the small HTTP client the ``events`` command shares. Exit codes: 0 answered, 1 the
-gateway answered with an error, 2 it could not be reached (or the URL is not usable).
+Also the small HTTP client the other commands share. Exit codes (``status``): 0 the gateway
+is ready, 3 it answered but is not ready (a link not active, or not running), 1 it answered
+with an error, 2 it could not be reached (or the URL is not usable).
 """
 
 from __future__ import annotations
@@ -22,18 +23,21 @@ from gwproactor.errors import ProactorError
 
 __all__ = (
     "EXIT_ERROR_ANSWER",
+    "EXIT_NOT_READY",
     "EXIT_UNREACHABLE",
     "GatewayAnswerError",
     "GatewayUnreachableError",
     "STATE_STYLE",
     "base_url",
     "fetch_json",
+    "post_json",
     "render_status",
     "status_command",
 )
 
 EXIT_ERROR_ANSWER = 1
 EXIT_UNREACHABLE = 2
+EXIT_NOT_READY = 3
 
 STATE_STYLE = {
     "active": "bold green",
@@ -96,11 +100,25 @@ def fetch_json(
         return asyncio.run(_get(target, params, timeout))
 
 
-async def _get(target: str, params: Mapping[str, str] | None, timeout: float) -> Any:
+def post_json(url: str, path: str, *, token: str | None, timeout: float) -> Any:
+    """POST to ``base_url(url) + path`` with the bearer ``token`` (the gateway's
+    ``web.token``) and decode the JSON answer. Raises as :func:`fetch_json`."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return asyncio.run(_get(base_url(url) + path, None, timeout, method="POST", headers=headers))
+
+
+async def _get(
+    target: str,
+    params: Mapping[str, str] | None,
+    timeout: float,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+) -> Any:
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-            session.get(target, params=params) as response,
+            session.request(method, target, params=params, headers=headers) as response,
         ):
             text = await response.text()
             status = response.status
@@ -121,7 +139,8 @@ async def _get(target: str, params: Mapping[str, str] | None, timeout: float) ->
 
 
 def status_command(url: str, *, as_json: bool, timeout: float, console: Console) -> int:
-    """Print the status of the gateway at ``url``; returns the exit code."""
+    """Print the status of the gateway at ``url``; returns the exit code (0 ready, 3 not
+    ready, 1 error answer, 2 unreachable)."""
     try:
         status = fetch_json(url, "/status", timeout=timeout, console=console)
     except GatewayUnreachableError as e:
@@ -132,13 +151,14 @@ def status_command(url: str, *, as_json: bool, timeout: float, console: Console)
         return EXIT_ERROR_ANSWER
     if as_json:
         console.out(json.dumps(status, indent=2, sort_keys=True), highlight=False)
-        return 0
-    try:
-        console.print(render_status(status))
-    except (KeyError, TypeError, AttributeError) as e:
-        console.print(f"[red]unexpected answer from {url}:[/red] missing {e}")
-        return EXIT_UNREACHABLE
-    return 0
+    else:
+        try:
+            console.print(render_status(status))
+        except (KeyError, TypeError, AttributeError) as e:
+            console.print(f"[red]unexpected answer from {url}:[/red] missing {e}")
+            return EXIT_UNREACHABLE
+    ready = isinstance(status, dict) and status.get("ready") is True
+    return 0 if ready else EXIT_NOT_READY
 
 
 def render_status(status: Mapping[str, Any]) -> Group:

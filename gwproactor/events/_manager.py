@@ -455,8 +455,10 @@ class EventManager:
         end_ns: int | None = None,
         limit: int = 100,
         pending: bool | None = None,
+        *,
+        latest: bool = False,
     ) -> list[StoredEvent]:
-        return await self.store.query(pattern, start_ns, end_ns, limit, pending)
+        return await self.store.query(pattern, start_ns, end_ns, limit, pending, latest=latest)
 
 
 def _settle(future: asyncio.Future[EventResult], result: EventResult) -> None:

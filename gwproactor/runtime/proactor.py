@@ -593,10 +593,13 @@ class Proactor(ServicesInterface):
         end_ns: int | None = None,
         limit: int = 100,
         pending: bool | None = None,
+        *,
+        latest: bool = False,
     ) -> list[StoredEvent]:
         """Stored events by type pattern (``?`` one level, ``*`` any suffix), wall-clock
-        time range (ns) and limit, oldest first."""
-        return await self.events.query(pattern, start_ns, end_ns, limit, pending)
+        time range (ns) and limit, oldest first; with ``latest`` the last ``limit`` of
+        them (still oldest first)."""
+        return await self.events.query(pattern, start_ns, end_ns, limit, pending, latest=latest)
 
     def _on_store_problem(self, kind: str, detail: str) -> None:
         # Logged, counted, emitted and shown in /status, but not stored as an event: a

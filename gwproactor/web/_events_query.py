@@ -19,7 +19,7 @@ from gwproactor.web._params import INT64_MAX, BadParamError, int_param
 __all__ = ("DEFAULT_LIMIT", "EVENT_PARAMS", "EventQuery", "event_json", "parse_event_query")
 
 DEFAULT_LIMIT = 100
-EVENT_PARAMS = ("pattern", "start_ns", "end_ns", "limit", "pending")
+EVENT_PARAMS = ("pattern", "start_ns", "end_ns", "limit", "pending", "newest")
 
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
@@ -34,6 +34,7 @@ class EventQuery:
     end_ns: int | None = None
     limit: int = DEFAULT_LIMIT
     pending: bool | None = None
+    newest: bool = False  # the last ``limit`` matches instead of the first (oldest first)
 
 
 _BadQueryError = BadParamError
@@ -79,6 +80,7 @@ def _parse(params: Mapping[str, str], keys: list[str], max_limit: int) -> EventQ
         end_ns=end_ns,
         limit=DEFAULT_LIMIT if limit is None else limit,
         pending=_bool(values, "pending"),
+        newest=bool(_bool(values, "newest")),
     )
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from result import Err
 
 from gwproactor.actor.communicator import HTTPHandler
-from gwproactor.errors import StateError, StoreError
+from gwproactor.errors import ConfigError, StateError, StoreError
 from gwproactor.web._events_query import event_json, parse_event_query
 from gwproactor.web._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gwproactor.web._metrics import render_metrics
@@ -30,6 +30,7 @@ __all__ = ("BuiltinRoute", "GatewayRoutes")
 logger = logging.getLogger(__name__)
 
 _NO_STORE = {"Cache-Control": "no-store"}
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,20 @@ class GatewayRoutes:
                 self.reconnect,
                 True,
                 "drop and re-open one link's broker connection",
+            ),
+            BuiltinRoute(
+                "POST",
+                "/actions/log-level/{category}/{level}",
+                self.log_level,
+                True,
+                "set one log category's level (general, message_summary, lifecycle, comm_event)",
+            ),
+            BuiltinRoute(
+                "POST",
+                "/actions/restart-actor/{actor}",
+                self.restart_actor,
+                True,
+                "stop, reload and start an actor from the configuration",
             ),
         ]
 
@@ -126,8 +141,8 @@ class GatewayRoutes:
         """Stored events as a JSON list, oldest first. Query parameters: ``pattern``
         (``gw.?.state``, ``gw.*``), ``start_ns``/``end_ns`` (wall clock, ns, end
         exclusive), ``limit`` (1..store.max_query_limit, default 100), ``pending``
-        (true/false). 400 with a message for bad parameters, 503 if the store cannot
-        answer."""
+        (true/false), ``newest`` (true: the last ``limit`` matches, still oldest
+        first). 400 with a message for bad parameters, 503 if the store cannot answer."""
         max_limit = self._gateway.settings.store.max_query_limit
         keys = [key for key, _ in request.query.items()]  # keys() folds repeats
         parsed = parse_event_query(request.query, keys, max_limit)
@@ -136,7 +151,12 @@ class GatewayRoutes:
         query = parsed.ok_value
         try:
             events = await self._gateway.query_events(
-                query.pattern, query.start_ns, query.end_ns, query.limit, query.pending
+                query.pattern,
+                query.start_ns,
+                query.end_ns,
+                query.limit,
+                query.pending,
+                latest=query.newest,
             )
         except ValueError as e:  # a bound the parser does not know about
             return _error(400, "bad_request", str(e))
@@ -155,3 +175,32 @@ class GatewayRoutes:
         logger.info("web: reconnect of link %s requested from %s", name, request.remote)
         link.transport.request_reconnect()
         return _json({"link": name, "reconnect": "requested", "state": link.state.value}, 202)
+
+    async def log_level(self, request: web.Request) -> web.Response:
+        """Set one log category's level at run time (not saved). 200 with every
+        category's level, 400 for an unknown category or level. Token required."""
+        category = request.match_info["category"]
+        level = request.match_info["level"].upper()
+        if level not in _LEVELS:
+            return _error(400, "bad_request", f"level must be one of {', '.join(_LEVELS)}")
+        logger_ = self._gateway.logger
+        try:
+            logger_.set_category_level(category, level)
+        except ConfigError as e:
+            return _error(400, "bad_request", f"{e}; categories: {', '.join(logger_.levels())}")
+        logger.info("web: log level of %s set to %s from %s", category, level, request.remote)
+        return _json({"category": category, "level": level, "levels": logger_.levels()})
+
+    async def restart_actor(self, request: web.Request) -> web.Response:
+        """Restart an actor loaded from the configuration; answers when it is running
+        again (200), 404 for no such configured actor, 409 if it did not come back (its
+        error in the message). Token required."""
+        name = request.match_info["actor"]
+        if name not in self._gateway.settings.actors:
+            return _error(404, "not_found", f"no configured actor named {name[:64]!r}")
+        logger.info("web: restart of actor %s requested from %s", name, request.remote)
+        result = await self._gateway.restart_actor(name)
+        if isinstance(result, Err):
+            error = result.err_value
+            return _error(409, "restart_failed", f"{type(error).__name__}: {error}")
+        return _json({"actor": name, "restarted": True})

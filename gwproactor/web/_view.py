@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from result import Result
+
 from gwproactor.config import ProactorSettings
 from gwproactor.links import Link
 from gwproactor.observe.logger import ProactorLogger
@@ -50,7 +52,13 @@ class GatewayView(Protocol):
         end_ns: int | None = None,
         limit: int = 100,
         pending: bool | None = None,
+        *,
+        latest: bool = False,
     ) -> list[StoredEvent]: ...
+
+    async def restart_actor(self, name: str) -> Result[None, Exception]:
+        """Stop, reload and start an actor configured in the settings."""
+        ...
 
     def report_problem(
         self, summary: str, details: str = "", *, error: bool = True, key: str | None = None

@@ -94,9 +94,10 @@ async def test_events_table_filters_and_errors() -> None:
     assert code == 0, table
     assert "3 events" in table
     assert table.count("test.counted") == 3
-    assert '{"n":0}' in table
-    assert '{"n":2}' in table
-    assert '{"n":3}' not in table
+    # The newest 3 by default (oldest first among them).
+    assert '{"n":0}' not in table
+    assert '{"n":1}' in table
+    assert '{"n":3}' in table
     assert json_code == 0
     assert [e["payload"]["n"] for e in json.loads(raw)] == [0, 1, 2, 3]
     assert (none_code, none.strip()) == (0, "no events match")
