@@ -11,7 +11,6 @@ from gwproactor.links import Link
 from gwproactor.observe.listeners import ListenerHub
 from gwproactor.watchdog import (
     SPIN_NAME,
-    ExternalWatchdogCommandBuilder,
     InternalWatchdog,
     SdNotifier,
     WatchdogPatter,
@@ -51,9 +50,9 @@ class GatewayHealth:
         self.patter = WatchdogPatter(
             self.watchdog,
             SdNotifier() if settings.systemd_notify else None,
-            external_command=ExternalWatchdogCommandBuilder.pat_args(
-                name, args=settings.external_command or None
-            ),
+            # Configured means run: no environment gate (the builder's service variable is
+            # for code that drives the reference API's builder itself).
+            external_command=settings.external_command,
             external_interval_seconds=settings.external_interval_seconds,
             external_timeout_seconds=settings.external_timeout_seconds,
             on_withheld=self.on_withheld,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import Sequence
 
 from result import Err, Ok, Result
@@ -22,23 +23,33 @@ __all__ = (
 DEFAULT_SERVICE_NAME = "gwproactor"
 _STDERR_MAX_CHARS = 500
 _TRUE_VALUES = frozenset({"1", "true"})
+_NOT_IN_VARIABLE = re.compile(r"[^A-Z0-9_]")
 
 
 class ExternalWatchdogCommandBuilder:
     """Builds the argv that pats the external watchdog; an empty list means "run nothing".
 
-    By default nothing is run unless the environment variable named by
-    :meth:`service_variable_name` is ``1`` or ``true``, and even then the base class has no
-    command of its own (:meth:`default_pat_args` is empty): pass ``args`` (the
-    ``[watchdog] external_command`` setting) or use a subclass such as
-    :class:`SystemDWatchdogCommandBuilder`. Customise by overriding the classmethods.
-    Pure: reads the environment, no I/O; any thread.
+    This is the reference API's builder, for code that drives its own pat command. Nothing
+    is run unless the environment variable named by :meth:`service_variable_name` (for the
+    gateway ``site-1``: ``SITE_1_RUNNING_AS_SERVICE``) is ``1`` or ``true``, and even then
+    the base class has no command of its own (:meth:`default_pat_args` is empty): pass
+    ``args`` or use a subclass such as :class:`SystemDWatchdogCommandBuilder`. Customise by
+    overriding the classmethods. Pure: reads the environment, no I/O; any thread.
+
+    The gateway itself does not consult the variable: a ``[watchdog] external_command`` in
+    the settings runs whenever it is configured (configuring it is the operator's consent).
     """
 
     @classmethod
     def service_variable_name(cls, service_name: str = DEFAULT_SERVICE_NAME) -> str:
-        """``GWPROACTOR_RUNNING_AS_SERVICE`` for the default service name."""
-        return f"{service_name.upper()}_RUNNING_AS_SERVICE"
+        """``<NAME>_RUNNING_AS_SERVICE`` with the name upper-cased and every character that
+        cannot appear in a shell variable name (``-``, ``.``) written as ``_``:
+        ``GWPROACTOR_RUNNING_AS_SERVICE`` for the default name, ``SITE_1_RUNNING_AS_SERVICE``
+        for ``site-1``. A name starting with a digit gets a leading ``_``."""
+        stem = _NOT_IN_VARIABLE.sub("_", service_name.upper())
+        if not stem or stem[0].isdigit():
+            stem = f"_{stem}"
+        return f"{stem}_RUNNING_AS_SERVICE"
 
     @classmethod
     def running_as_service(cls, service_name: str = DEFAULT_SERVICE_NAME) -> bool:
@@ -48,20 +59,19 @@ class ExternalWatchdogCommandBuilder:
 
     @classmethod
     def default_pat_args(cls, pid: int | None = None) -> list[str]:
-        """The argv used when none is configured; the base class has none."""
+        """The argv used when none is given; the base class has none."""
         return []
 
     @classmethod
     def pat_args(
         cls,
         service_name: str = DEFAULT_SERVICE_NAME,
-        *,
         args: Sequence[str] | None = None,
         pid: int | None = None,
     ) -> list[str]:
         """The argv to run at each pat: ``args`` if given, else :meth:`default_pat_args`,
-        and ``[]`` (run nothing) when not :meth:`running_as_service`. ``args`` and ``pid``
-        are keyword-only so that a positional ``pid`` cannot be mistaken for ``args``."""
+        and ``[]`` (run nothing) when not :meth:`running_as_service`. Positional as in the
+        reference: ``pat_args(service_name, args, pid)``."""
         if not cls.running_as_service(service_name):
             return []
         if args is None:
