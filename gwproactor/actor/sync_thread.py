@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from result import Err, Ok, Result
 
@@ -36,6 +36,8 @@ __all__ = (
 
 T = TypeVar("T")
 _STOP = object()
+DEFAULT_QUEUE_MAXSIZE = 1000
+SLEEP_STEP_SECONDS_DEFAULT = 0.1
 
 
 def responsive_sleep(
@@ -75,6 +77,13 @@ class AsyncQueueWriter(Generic[T]):
         self._loop = loop
         self._sink = sink
 
+    def set_async_loop(
+        self, loop: asyncio.AbstractEventLoop, async_queue: asyncio.Queue[T]
+    ) -> None:
+        """The reference's form of :meth:`set_loop`: items go to ``async_queue`` (unbounded
+        queues only: a full one raises QueueFull on the loop)."""
+        self.set_loop(loop, async_queue.put_nowait)
+
     def put(self, item: T) -> None:
         if self._loop is None or self._sink is None:
             raise StateError("AsyncQueueWriter has no loop yet")
@@ -84,25 +93,47 @@ class AsyncQueueWriter(Generic[T]):
 class SyncAsyncQueueWriter(Generic[T]):
     """Both directions between the loop and one worker thread.
 
-    ``put_to_sync_queue`` (loop side) never blocks: a full queue gives Err(QueueFullError).
-    ``get_from_sync_queue`` (thread side) blocks up to ``timeout``.
+    ``put_to_sync_queue`` (loop side) does not block unless asked to: a full queue gives
+    Err(QueueFullError). ``get_from_sync_queue`` (thread side) blocks up to ``timeout``.
     ``put_to_async_queue`` (thread side) hands an item to the loop.
+
+    ``SyncAsyncQueueWriter()`` and ``SyncAsyncQueueWriter(sync_queue)`` are the reference's
+    forms; without a queue one of ``maxsize`` items is made (a bounded queue: the design
+    keeps every per-actor queue bounded).
     """
 
-    def __init__(self, maxsize: int, async_writer: AsyncQueueWriter[T] | None = None) -> None:
-        self.sync_queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+    def __init__(
+        self,
+        sync_queue: queue.Queue[Any] | None = None,
+        async_writer: AsyncQueueWriter[T] | None = None,
+        *,
+        maxsize: int = DEFAULT_QUEUE_MAXSIZE,
+    ) -> None:
+        self.sync_queue: queue.Queue[Any] = (
+            sync_queue if sync_queue is not None else queue.Queue(maxsize=maxsize)
+        )
         self.async_writer: AsyncQueueWriter[T] = async_writer or AsyncQueueWriter()
 
-    def put_to_sync_queue(self, item: Any) -> Result[None, QueueFullError]:
+    def set_async_loop(
+        self, loop: asyncio.AbstractEventLoop, async_queue: asyncio.Queue[T]
+    ) -> None:
+        """Items from :meth:`put_to_async_queue` go to ``async_queue`` on ``loop``."""
+        self.async_writer.set_async_loop(loop, async_queue)
+
+    def put_to_sync_queue(
+        self, item: Any, block: bool = False, timeout: float | None = None
+    ) -> Result[None, QueueFullError]:
+        """Queue ``item`` for the thread. Non-blocking by default (the loop must not wait
+        on a thread); ``block=True`` waits up to ``timeout`` (any thread but the loop's)."""
         try:
-            self.sync_queue.put_nowait(item)
+            self.sync_queue.put(item, block, timeout)
         except queue.Full:
             return Err(QueueFullError(f"worker queue full ({self.sync_queue.maxsize})"))
         return Ok(None)
 
-    def get_from_sync_queue(self, timeout: float | None) -> Any:
-        """Raises queue.Empty after ``timeout``."""
-        return self.sync_queue.get(timeout=timeout)
+    def get_from_sync_queue(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Raises queue.Empty after ``timeout`` (at once when not ``block``)."""
+        return self.sync_queue.get(block, timeout)
 
     def put_to_async_queue(self, item: T) -> None:
         self.async_writer.put(item)
@@ -118,26 +149,54 @@ class SyncAsyncInteractionThread(threading.Thread):
     once per turn, so a thread stuck in a blocking call is noticed by the watchdog.
     """
 
+    PAT_TIMEOUT: ClassVar[float] = 10.0
+    """Default seconds the thread may go without patting before the watchdog reports it."""
+    SLEEP_STEP_SECONDS: ClassVar[float] = 0.1
+    """The reference's polling step; accepted and unused (the thread blocks on its queue)."""
+    JOIN_CHECK_THREAD_SECONDS: ClassVar[float] = 1.0
+    """The reference's join polling step; unused (joining awaits a future)."""
+
     def __init__(
         self,
-        name: str,
+        name: str | SyncAsyncQueueWriter[Any] | None = None,
         *,
-        iterate_seconds: float = 1.0,
-        queue_maxsize: int = 1000,
-        pat_timeout_seconds: float = 10.0,
+        iterate_seconds: float | None = None,
+        queue_maxsize: int = DEFAULT_QUEUE_MAXSIZE,
+        pat_timeout_seconds: float | None = None,
         on_pat: Callable[[str], None] | None = None,
         on_problem: Callable[[str, str], None] | None = None,
         daemon: bool = True,
+        channel: SyncAsyncQueueWriter[Any] | None = None,
+        iterate_sleep_seconds: float | None = None,
+        responsive_sleep_step_seconds: float = SLEEP_STEP_SECONDS_DEFAULT,
+        pat_timeout: float | None = None,
     ) -> None:
-        super().__init__(name=name, daemon=daemon)
-        self.iterate_seconds = iterate_seconds
-        self.channel: SyncAsyncQueueWriter[Any] = SyncAsyncQueueWriter(queue_maxsize)
+        """``name`` names the thread and its monitored name (default: the class name).
+
+        The reference's keywords are accepted: ``channel`` (a :class:`SyncAsyncQueueWriter`
+        to use, also accepted as the first positional argument), ``iterate_sleep_seconds``
+        (= ``iterate_seconds``), ``pat_timeout`` (= ``pat_timeout_seconds``) and
+        ``responsive_sleep_step_seconds`` (ignored: the thread waits on its queue, which
+        wakes it at once, instead of sleeping in steps)."""
+        if isinstance(name, SyncAsyncQueueWriter):
+            if channel is not None:
+                raise TypeError("channel given twice (positionally and by keyword)")
+            name, channel = None, name
+        thread_name = name or type(self).__name__
+        super().__init__(name=thread_name, daemon=daemon)
+        del responsive_sleep_step_seconds
+        self.iterate_seconds = _first(iterate_seconds, iterate_sleep_seconds, 1.0)
+        self.channel: SyncAsyncQueueWriter[Any] = channel or SyncAsyncQueueWriter(
+            maxsize=queue_maxsize
+        )
         self.stop_event = threading.Event()
-        self.monitored_name = MonitoredName(f"thread.{name}", pat_timeout_seconds)
+        timeout = _first(pat_timeout_seconds, pat_timeout, self.PAT_TIMEOUT)
+        self.monitored_name = MonitoredName(f"thread.{thread_name}", timeout)
         self._on_pat = on_pat
         self._on_problem = on_problem
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_pat = time.monotonic()
         self.error: BaseException | None = None
         self.handled = 0
         # Written by this thread only, read by the loop for /status (ints and a str: a
@@ -148,7 +207,19 @@ class SyncAsyncInteractionThread(threading.Thread):
         self.last_message_time = 0.0
         self.iterations = 0
         self.turns = 0  # times the thread woke up (a busy-spin would make this grow)
-        self.log = logging.getLogger(f"gwproactor.thread.{name}")
+        self.log = logging.getLogger(f"gwproactor.thread.{thread_name}")
+
+    @property
+    def pat_timeout(self) -> float:
+        """Seconds this thread may go without patting (its monitored name's timeout)."""
+        return self.monitored_name.timeout_seconds
+
+    @property
+    def running(self) -> bool | None:
+        """None before start, True while running, False once asked to stop or ended."""
+        if self.ident is None:
+            return None
+        return self.is_alive() and not self.stop_event.is_set()
 
     # -- loop side ----------------------------------------------------------------------
 
@@ -168,8 +239,27 @@ class SyncAsyncInteractionThread(threading.Thread):
         self._done = self._loop.create_future()
         self.start()
 
-    def put_to_sync_queue(self, item: Any) -> Result[None, QueueFullError]:
-        return self.channel.put_to_sync_queue(item)
+    def set_async_loop(
+        self, loop: asyncio.AbstractEventLoop, async_queue: asyncio.Queue[Any]
+    ) -> None:
+        """The reference's wiring: items the thread sends go to ``async_queue``."""
+        self.channel.set_async_loop(loop, async_queue)
+
+    def set_async_loop_and_start(
+        self, loop: asyncio.AbstractEventLoop, async_queue: asyncio.Queue[Any]
+    ) -> None:
+        """:meth:`set_async_loop`, then start the thread. Call it on ``loop``'s thread."""
+        self.set_async_loop(loop, async_queue)
+        self._loop = loop
+        self._done = loop.create_future()
+        self.start()
+
+    def put_to_sync_queue(
+        self, message: Any, block: bool = False, timeout: float | None = None
+    ) -> Result[None, QueueFullError]:
+        """Queue ``message`` for the thread; Err when full (see
+        :meth:`SyncAsyncQueueWriter.put_to_sync_queue` for ``block``)."""
+        return self.channel.put_to_sync_queue(message, block, timeout)
 
     def request_stop(self) -> None:
         """Ask the thread to stop; it wakes at once (a sentinel is queued). Thread-safe."""
@@ -189,6 +279,16 @@ class SyncAsyncInteractionThread(threading.Thread):
         # run() has returned or is returning; reap it without blocking the loop.
         await asyncio.get_running_loop().run_in_executor(None, self.join, timeout)
         return not self.is_alive()
+
+    async def async_join(self, timeout: float | None = None) -> None:
+        """The reference's form of :meth:`join_async`: wait (at most ``timeout``, None:
+        without bound) for the thread to end; returns either way."""
+        if timeout is None:
+            if self._done is not None:
+                await asyncio.shield(self._done)
+            await asyncio.get_running_loop().run_in_executor(None, self.join)
+            return
+        await self.join_async(timeout)
 
     # -- thread side --------------------------------------------------------------------
 
@@ -220,7 +320,7 @@ class SyncAsyncInteractionThread(threading.Thread):
     def _ext_wait_and_drain(self, timeout: float) -> None:
         self.turns += 1
         try:
-            item = self.channel.get_from_sync_queue(timeout)
+            item = self.channel.get_from_sync_queue(timeout=timeout)
         except queue.Empty:
             return
         while True:
@@ -262,8 +362,18 @@ class SyncAsyncInteractionThread(threading.Thread):
             self._on_problem(summary, details)
 
     def _ext_pat(self) -> None:
+        self._last_pat = time.monotonic()
         if self._on_pat is not None:
             self._on_pat(self.monitored_name.name)
+
+    def pat_watchdog(self) -> None:
+        """Pat this thread's monitored name now (from the thread, e.g. inside a long
+        ``_ext_iterate``; the thread also pats once per turn by itself)."""
+        self._ext_pat()
+
+    def time_to_pat(self) -> bool:
+        """Whether half of :attr:`pat_timeout` has passed since the last pat."""
+        return time.monotonic() - self._last_pat >= self.pat_timeout / 2
 
     def _ext_setup(self) -> None:
         """Runs first in the thread (open a device here)."""
@@ -281,6 +391,11 @@ class SyncAsyncInteractionThread(threading.Thread):
         self.channel.put_to_async_queue(item)
 
 
+def _first(*values: float | None) -> float:
+    """The first value that is not None (the last one is the default)."""
+    return next(v for v in values if v is not None)
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -288,6 +403,10 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 class SyncThreadActor(Actor):
     """An actor whose work runs in a :class:`SyncAsyncInteractionThread`.
+
+    ``SyncThreadActor(name, services, sync_thread)`` as in the reference; without a thread
+    :meth:`make_thread` builds one (subclasses override it). Anything but a thread in that
+    place is a TypeError (an :class:`ActorSettings` goes in ``settings=``).
 
     Messages given to the actor go to the thread's queue; items the thread sends to the loop
     come back as messages through ``services.send`` (they must be :class:`Message` s). A
@@ -299,11 +418,17 @@ class SyncThreadActor(Actor):
         self,
         name: str,
         services: ServicesInterface,
+        sync_thread: SyncAsyncInteractionThread | None = None,
         settings: ActorSettings | None = None,
-        thread: SyncAsyncInteractionThread | None = None,
     ) -> None:
+        if sync_thread is not None and not isinstance(sync_thread, SyncAsyncInteractionThread):
+            raise TypeError(
+                f"SyncThreadActor {name!r}: the third argument is the worker thread "
+                f"(a SyncAsyncInteractionThread), not {type(sync_thread).__name__}; "
+                "pass settings as settings=..."
+            )
         super().__init__(name, services, settings)
-        self.thread = thread or self.make_thread()
+        self.thread = sync_thread or self.make_thread()
 
     def make_thread(self) -> SyncAsyncInteractionThread:
         """Build the worker thread (subclasses override)."""
@@ -331,6 +456,11 @@ class SyncThreadActor(Actor):
             self.log.error("thread %s did not stop within %.1f s", self.thread.name, timeout)
 
     def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        return self.send_driver_message(message)
+
+    def send_driver_message(self, message: Any) -> Result[None, Exception]:
+        """Queue anything for the thread (its ``_ext_handle_message`` gets it); Err when
+        the thread's queue is full. Loop."""
         result = self.thread.put_to_sync_queue(message)
         if isinstance(result, Err):
             return Err(result.err_value)

@@ -86,7 +86,7 @@ class RelayActor(SyncThreadActor):
     ) -> None:
         options = settings.options if settings is not None else {}
         self.driver = driver or SimulatedRelayDriver(float(options.get("latency_seconds", 0.005)))
-        super().__init__(name, services, settings)
+        super().__init__(name, services, settings=settings)
 
     def make_thread(self) -> SyncAsyncInteractionThread:
         return RelayThread(self.name, self.driver, self.services)

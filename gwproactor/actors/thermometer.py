@@ -67,7 +67,7 @@ class ThermometerActor(SyncThreadActor):
         options = settings.options if settings is not None else {}
         self.period_seconds = float(options.get("period_seconds", 1.0))
         self.driver = driver or SimulatedThermometerDriver(float(options.get("base_celsius", 21.0)))
-        super().__init__(name, services, settings)
+        super().__init__(name, services, settings=settings)
 
     def make_thread(self) -> SyncAsyncInteractionThread:
         return ThermometerThread(self.name, self.driver, self.services, self.period_seconds)

@@ -37,7 +37,7 @@ class StallableActor(SyncThreadActor):
         options = settings.options if settings is not None else {}
         self.stall_file = Path(str(options["stall_file"]))
         self.pat_timeout = float(options.get("pat_timeout_seconds", 0.5))
-        super().__init__(name, services, settings)
+        super().__init__(name, services, settings=settings)
 
     def make_thread(self) -> SyncAsyncInteractionThread:
         return StallingThread(f"{self.name}.io", self.stall_file, self.pat_timeout)

@@ -49,6 +49,12 @@ DISPATCH_BATCH = 4  # the gateway is slower than the flood: few messages per wak
 FLOOD = 3000
 
 
+async def _start(proactor: Proactor) -> None:
+    """Start ``proactor`` on the loop this coroutine runs on (``start()`` makes its task on
+    the calling thread's running loop, so it must be called there)."""
+    await proactor.start()
+
+
 class LoopThread:
     """An event loop in a thread of its own, for a peer gateway."""
 
@@ -95,7 +101,7 @@ class BlockingThread(SyncAsyncInteractionThread):
 
 class BlockingActor(SyncThreadActor):
     def __init__(self, name: str, services: Proactor, release: threading.Event) -> None:
-        super().__init__(name, services, thread=BlockingThread(name, release))
+        super().__init__(name, services, BlockingThread(name, release))
         self.proactor = services
         self.handled: list[int] = []
 
@@ -204,7 +210,7 @@ async def test_blocked_thread_actor_under_a_flood_stays_bounded_and_recovers(
     resumed = LogWaiter("patting the external watchdog again")
     gwlog.addHandler(withheld)
     gwlog.addHandler(resumed)
-    await peer_loop.call(parent.start())
+    await peer_loop.call(_start(parent))
     try:
         async with running(child):
             await wait_active(child, "parent")
@@ -283,7 +289,7 @@ async def test_reading_pauses_within_one_read_batch_of_the_queue_bound(
     rx = Recorder("rx", child)
     child.add_communicator(rx)
     count = 2000
-    await peer_loop.call(parent.start())
+    await peer_loop.call(_start(parent))
     try:
         async with running(child):
             await wait_active(child, "parent")
@@ -341,7 +347,7 @@ async def test_after_a_burst_of_publishes_the_senders_loop_stays_responsive(
         with child.listener("message.dispatched", history=1) as heard:
             await wait_until(lambda: len(rx.received) == count, heard, TIMEOUT * 3)
 
-    await peer_loop.call(child.start())
+    await peer_loop.call(_start(child))
     try:
         async with running(parent):
             await wait_active(parent, "child")

@@ -102,7 +102,7 @@ async def test_idle_thread_does_not_spin() -> None:
     reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     thread = CountingThread(10, reached)
     proactor = Proactor(ProactorSettings(name="gw1"))
-    proactor.add_communicator(SyncThreadActor("idle", proactor, thread=thread))
+    proactor.add_communicator(SyncThreadActor("idle", proactor, thread))
     async with running(proactor):
         await asyncio.wait_for(reached, TIMEOUT)
     # One wake-up per iteration (a spinning or polling thread would have many more).
