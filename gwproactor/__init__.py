@@ -66,6 +66,7 @@ from gwproactor.observe.stats import LinkStats, ProactorStats
 from gwproactor.runtime._lifecycle import ProactorState
 from gwproactor.runtime.proactor import Proactor
 from gwproactor.store import StoredEvent
+from gwproactor.watchdog import ExternalWatchdogCommandBuilder
 from gwproactor.watchdog.monitored import MonitoredName
 from gwproactor.wire.codec import JsonCodec, MessageRegistry
 from gwproactor.wire.message import (
@@ -131,6 +132,7 @@ __all__ = (
     "CommEvent",
     "EventListener",
     "MonitoredName",
+    "ExternalWatchdogCommandBuilder",
     "ProactorLogger",
     "ProactorStats",
     "LinkStats",

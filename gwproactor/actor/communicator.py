@@ -12,14 +12,16 @@ import importlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from result import Result
 
 from gwproactor.config import QOS, ActorSettings, ProactorSettings
 from gwproactor.errors import ConfigError, StoreError
+from gwproactor.events._future import EventFuture
 from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.stats import ProactorStats
+from gwproactor.watchdog._external import ExternalWatchdogCommandBuilder
 from gwproactor.watchdog.monitored import MonitoredName
 from gwproactor.wire.message import Event, Message, Payload
 
@@ -36,6 +38,7 @@ __all__ = (
     "load_actor",
 )
 
+T = TypeVar("T")
 HTTPHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
@@ -47,15 +50,22 @@ class CommunicatorInterface(ABC):
     def name(self) -> str: ...
 
     @abstractmethod
-    def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+    def process_message(self, message: Message[Any]) -> Result[object, BaseException]:
         """Handle one message, on the loop. Return Err for an expected failure; raising
         is also survivable. Either way the proactor logs, counts and reports it, and
-        goes on with the next message. Must not block: hand slow work to a thread."""
+        goes on with the next message. Must not block: hand slow work to a thread.
+        The Ok value is not used (``Ok(None)`` is the native form; the reference's
+        ``Ok(True)`` is accepted)."""
 
     @property
     def monitored_names(self) -> Sequence[MonitoredName]:
         """What this communicator promises to pat on the internal watchdog."""
         return ()
+
+    @property
+    @abstractmethod
+    def services(self) -> ServicesInterface:
+        """The services (the proactor) this communicator uses."""
 
 
 class Runnable(ABC):
@@ -193,11 +203,12 @@ class ServicesInterface(ABC):
         (no retry). Raises LinkError for an unknown link. Loop-only."""
 
     @abstractmethod
-    def generate_event(self, event: Event) -> asyncio.Future[Result[str, StoreError]]:
+    def generate_event(self, event: Event) -> EventFuture:
         """Store ``event`` durably, then send it upstream (write-ahead: once the future
         says Ok, a crash cannot lose it). The future resolves once it is committed (Ok with
         the event's id) or refused (Err(StoreError): the store is full with policy
-        ``refuse_new``, failing, or not running; already counted and reported). Never
+        ``refuse_new``, failing, or not running; already counted and reported); once done
+        it also answers ``is_ok()``/``is_err()`` itself (the reference's form). Never
         raises. Cancelling the future does not un-store the event. Loop-only."""
 
     @abstractmethod
@@ -251,6 +262,28 @@ class ServicesInterface(ABC):
         servers run. Loop-only, before start."""
 
     @abstractmethod
+    def add_web_server_config(self, name: str, host: str, port: int, **kwargs: Any) -> None:
+        """Configure a named web server, started with the proactor. Not thread-safe."""
+
+    @abstractmethod
+    def get_communicator(self, name: str) -> CommunicatorInterface | None:
+        """The communicator named ``name``, or None."""
+
+    @abstractmethod
+    def get_communicator_as_type(self, name: str, type_: type[T]) -> T | None:
+        """The communicator named ``name`` if it is a ``type_``, else None."""
+
+    @abstractmethod
+    def get_external_watchdog_builder_class(self) -> type[ExternalWatchdogCommandBuilder]:
+        """The reference's builder of a custom pat command (see
+        :class:`~gwproactor.watchdog.ExternalWatchdogCommandBuilder`)."""
+
+    @property
+    @abstractmethod
+    def publication_name(self) -> str:
+        """The name this gateway publishes under (its name)."""
+
+    @abstractmethod
     def link_state(self, link_name: str) -> str:
         """The current state of link ``link_name`` (a :class:`LinkState` value, e.g.
         ``"active"``). Raises LinkError for an unknown link. Loop-only."""
@@ -275,6 +308,20 @@ class Communicator(CommunicatorInterface):
 
 class ActorInterface(CommunicatorInterface, Runnable):
     """A communicator that has a place in the gateway's configuration and a lifecycle."""
+
+    def init(self) -> None:
+        """Called once right after construction by :func:`load_actor` (the reference's
+        hook for set-up that needs the subclass's methods). Default: nothing. Do no I/O
+        here; that belongs in ``start``."""
+
+    @classmethod
+    def load(
+        cls, name: str, actor_class_name: str, services: ServicesInterface, module_name: str
+    ) -> ActorInterface:
+        """The reference's form of :func:`load_actor`: ``module_name.actor_class_name``
+        constructed as ``Class(name, services)`` with default settings, then ``init()``.
+        Raises ConfigError like :func:`load_actor`."""
+        return load_actor(name, ActorSettings(cls=f"{module_name}:{actor_class_name}"), services)
 
 
 class Actor(Communicator, ActorInterface):
@@ -303,8 +350,9 @@ class Actor(Communicator, ActorInterface):
 
 def load_actor(name: str, settings: ActorSettings, services: ServicesInterface) -> ActorInterface:
     """Import ``settings.cls`` (``package.module:Class`` or ``package.module.Class``) and
-    construct it as ``Class(name, services, settings)``. Raises ConfigError naming the actor
-    and what failed (module, class, type, or the constructor's own error)."""
+    construct it as ``Class(name, services, settings=settings)``, then call its ``init()``.
+    Raises ConfigError naming the actor and what failed (module, class, type, or the
+    constructor's own error)."""
     spec = settings.cls
     module_name, _, class_name = spec.partition(":") if ":" in spec else spec.rpartition(".")
     if not module_name or not class_name:
@@ -317,8 +365,9 @@ def load_actor(name: str, settings: ActorSettings, services: ServicesInterface) 
     if not (isinstance(cls, type) and issubclass(cls, ActorInterface)):
         raise ConfigError(f"actor {name}: {spec} is not an Actor class")
     try:
-        actor = cls(name, services, settings)  # type: ignore[call-arg]
+        actor = cls(name, services, settings=settings)  # type: ignore[call-arg]
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"actor {name}: {spec} rejected its settings: {e}") from e
+    actor.init()
     logging.getLogger("gwproactor.lifecycle").debug("loaded actor %s (%s)", name, spec)
     return actor

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gwproactor.config._settings import ENV_PREFIX, ProactorSettings
+from gwproactor.config._settings import ENV_NESTED_DELIMITER, ENV_PREFIX, ProactorSettings
 from gwproactor.errors import ConfigError
 
 _SECRET_RE = re.compile(r"password|token|secret", re.IGNORECASE)
@@ -159,7 +159,7 @@ def _loadable() -> type[Any]:
 
     class LoadableSettings(ProactorSettings, BaseSettings):
         model_config = SettingsConfigDict(
-            env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+            env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, extra="forbid"
         )
 
     return LoadableSettings

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -39,6 +39,7 @@ __all__ = (
 )
 
 ENV_PREFIX = "GWPROACTOR_"
+ENV_NESTED_DELIMITER = "__"
 
 Name = Annotated[str, AfterValidator(lambda v: validate_name(v, "name"))]
 
@@ -357,6 +358,11 @@ class ProactorSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    # The reference kept these in a nested ``Config``; here they describe what
+    # load_settings reads (the class itself reads no environment).
+    env_prefix: ClassVar[str] = ENV_PREFIX
+    env_nested_delimiter: ClassVar[str] = ENV_NESTED_DELIMITER
 
     name: Name = "gateway"
     links: dict[Name, LinkSettings] = Field(default_factory=dict)

@@ -29,6 +29,7 @@ from result import Err, Ok, Result
 
 from gwproactor.config import ProactorSettings
 from gwproactor.errors import StoreError, StoreFullError, UnsendableEventError
+from gwproactor.events._future import EventFuture
 from gwproactor.events._uploader import Uploader
 from gwproactor.links import Link
 from gwproactor.observe.listeners import ListenerHub
@@ -201,13 +202,13 @@ class EventManager:
 
     # -- generating ------------------------------------------------------------------------
 
-    def generate_event(self, event: Event) -> asyncio.Future[EventResult]:
+    def generate_event(self, event: Event) -> EventFuture:
         """Commit ``event`` to the store, then (if there is an upstream link) send it.
         Resolves to Ok(event_id) once durable, or Err if the store refused or failed (the
         store has counted and reported that). Raises StateError if the store is not
         running. A gateway without an upstream link archives its events (queryable)."""
         loop = asyncio.get_running_loop()
-        outer: asyncio.Future[EventResult] = loop.create_future()
+        outer = EventFuture(loop=loop)
         if self.uncommitted >= self.max_uncommitted:
             # Backpressure for actors on the loop: the disk is not keeping up. Refuse
             # rather than queue without bound; the caller sees Err and may slow down.

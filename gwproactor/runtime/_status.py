@@ -70,7 +70,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             "active": link.active,
             "broker": link.transport.broker_label,
             "peer_presence": link.peer_presence,
-            "connected": link.transport.connected,
+            "connected": link.transport.connected(),
             "subscribed": link.transport.all_subscribed,
             "last_sent": link.last_sent_wall or None,
             "last_heard": link.last_heard_wall or None,

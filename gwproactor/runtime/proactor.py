@@ -28,7 +28,7 @@ from gwproactor.actor.communicator import (
 )
 from gwproactor.config import ProactorSettings
 from gwproactor.errors import ConfigError, LinkError, RoutingError, StateError, StoreError
-from gwproactor.events import EventManager
+from gwproactor.events import EventFuture, EventManager
 from gwproactor.links import Link, TransportFactory
 from gwproactor.links._mqtt import mqtt_transport_factory
 from gwproactor.mqtt import QOS, MQTTClients
@@ -40,6 +40,11 @@ from gwproactor.routing import Dispatcher, InboundRouter, RawRouter
 from gwproactor.runtime._health import GatewayHealth
 from gwproactor.runtime._instance import InstanceLock
 from gwproactor.runtime._lifecycle import Lifecycle, ProactorState
+from gwproactor.runtime._reference_forms import (
+    ProactorReferenceForms,
+    constructor_arguments,
+    start_as_task,
+)
 from gwproactor.runtime._shutdown import stop_parts
 from gwproactor.runtime._status import build_status
 from gwproactor.store import EventStore, StoredEvent, StoreState
@@ -53,7 +58,7 @@ __all__ = ("Proactor",)
 T = TypeVar("T")
 
 
-class Proactor(ServicesInterface):
+class Proactor(ProactorReferenceForms, ServicesInterface):
     """A gateway's runtime. Construct (cheap, no I/O), add communicators, then ``await
     start()`` or ``await run_forever()`` on the loop that will own it.
 
@@ -67,21 +72,26 @@ class Proactor(ServicesInterface):
     only on the proactor's loop. Errors: programming and lifecycle errors raise (subclasses
     of ProactorError); expected failures (a link that cannot take a message, a full store)
     come back as ``Result`` values.
+
+    ``Proactor(settings, registry)`` is the native form; the reference's
+    ``Proactor(name, settings)`` is accepted too (see :mod:`._reference_forms`).
     """
 
     def __init__(
         self,
-        settings: ProactorSettings,
-        registry: MessageRegistry | None = None,
+        settings: ProactorSettings | str,
+        registry: MessageRegistry | ProactorSettings | None = None,
+        hardware_layout: None = None,
         *,
         transport_factory: TransportFactory | None = None,
         load_actors: bool = True,
         logger: ProactorLogger | None = None,
     ) -> None:
+        settings, registry = constructor_arguments(settings, registry, hardware_layout)
         self._settings = settings
         self._name = settings.name
         self._logger = logger or ProactorLogger()
-        self._lifecycle = self._logger.lifecycle
+        self._lifecycle = self._logger.lifecycle_logger
         self._stats = ProactorStats()
         self.registry = registry or MessageRegistry()
         self.hub = ListenerHub()
@@ -134,7 +144,7 @@ class Proactor(ServicesInterface):
             hub=self.hub,
             report_problem=self.report_problem,
             on_state_change=self._refresh_status_line,
-            comm_log=self._logger.comm_event,
+            comm_log=self._logger.comm_event_logger,
         )
         for link_name, link_settings in settings.links.items():
             codec = codec_for_link(self._name, link_settings, self.registry)
@@ -354,13 +364,18 @@ class Proactor(ServicesInterface):
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def start(self) -> asyncio.Task[None]:
         """Start the store, links, the dispatcher, actors, the web servers and the
-        watchdogs, in that order; returns when all started (links are connecting, not
-        necessarily active). A proactor runs once: StateError if it was started or stopped
-        before. If a part fails to start, every part started so far is stopped (the
-        proactor ends ``stopped``) and the error is raised. Cancelling the caller stops the
-        parts the same way. Loop: call it on the loop that will own the proactor."""
+        watchdogs, in that order, as a task: ``await start()`` returns when all started
+        (links are connecting, not necessarily active). A proactor runs once: StateError
+        if it was started or stopped before. If a part fails to start, every part started
+        so far is stopped (the proactor ends ``stopped``) and the error is raised.
+        Cancelling the caller stops the parts the same way. Loop: call it on the loop that
+        will own the proactor. A plain ``start()`` there (the reference's form) begins the
+        same start-up; without a running loop it raises StateError at once."""
+        return start_as_task(self._start(), f"proactor[{self._name}].start")
+
+    async def _start(self) -> None:
         self._life.require("start()", ProactorState.constructed)
         self._life.set(ProactorState.starting)
         self._loop = asyncio.get_running_loop()
@@ -571,10 +586,11 @@ class Proactor(ServicesInterface):
 
     # -- events ---------------------------------------------------------------------------------
 
-    def generate_event(self, event: Event) -> asyncio.Future[Result[str, StoreError]]:
+    def generate_event(self, event: Event) -> EventFuture:
         """Store ``event`` durably, then publish it upstream (write-ahead). The
         future resolves to Ok(event id) once committed, or Err(StoreError) if the store
-        refused it (full with ``refuse_new``, or failing). Cancelling the future does not
+        refused it (full with ``refuse_new``, or failing); once done it also answers
+        ``is_ok()``/``is_err()`` (the reference's form). Cancelling the future does not
         un-store the event. Loop-only."""
         return self.events.generate_event(event)
 
