@@ -185,7 +185,7 @@ class Link(TransportListener):
         self._input(LinkInput.stop_called)
         self._cancel_timers()
         self._acks.cancel_all()
-        if self.settings.uses_presence and self.transport.connected:
+        if self.settings.uses_presence and self.transport.connected():
             self._publish_presence(online=False)  # a clean stop says so; the will covers the rest
         await self.transport.stop(timeout)
 
@@ -498,7 +498,7 @@ class Link(TransportListener):
         self.stats.ack_timeouts += len(message_ids)
         self.log.info("%d ack(s) late from %s", len(message_ids), self.peer)
         self._input(LinkInput.ack_timeout)
-        if self.transport.connected and self._all_subscribed:
+        if self.transport.connected() and self._all_subscribed:
             self.ping()
         limit = self.settings.ack_timeout_seconds * self.settings.unanswered_problem_timeouts
         unanswered = self._acks.unanswered_seconds()
@@ -568,7 +568,7 @@ class Link(TransportListener):
 
     def _on_poll(self) -> None:
         self._poll_timer = None
-        if not self.transport.connected:
+        if not self.transport.connected():
             return
         now = self._clock()
         if now - max(self.last_sent, self._connected_at) >= self.settings.poll_seconds:
@@ -585,7 +585,7 @@ class Link(TransportListener):
 
     def _on_silence(self) -> None:
         self._silence_timer = None
-        if not self.transport.connected:
+        if not self.transport.connected():
             return
         now = self._clock()
         if now - max(self.last_heard, self._connected_at) >= self.settings.peer_timeout_seconds:

@@ -21,10 +21,10 @@ def mqtt_transport_factory(
         return clients.add_client(
             link.name,
             settings.broker,
-            settings.client_id or f"{gateway}-{link.name}",
-            listener,
             upstream=settings.role == "upstream",
             primary_peer=settings.primary,
+            client_id=settings.client_id or f"{gateway}-{link.name}",
+            listener=listener,
             fallback_brokers=settings.fallback_brokers,
             failover_after_seconds=settings.failover_after_seconds,
             failback_check_seconds=settings.failback_check_seconds,

@@ -45,8 +45,10 @@ from gwproactor.mqtt._buffered import (
 )
 from gwproactor.mqtt._failover import BrokerSelector, probe_broker
 from gwproactor.mqtt._loop_io import LoopIO
+from gwproactor.mqtt._reference_forms import QueueListener, WrapperReferenceForms
 from gwproactor.mqtt._types import Backoff, TransportListener
 from gwproactor.observe.stats import LinkStats
+from gwproactor.wire.message import RawMessage
 
 __all__ = ("MQTTClientWrapper",)
 
@@ -54,7 +56,7 @@ _SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
 _TOPIC_CACHE_SIZE = 4096
 
 
-class MQTTClientWrapper:
+class MQTTClientWrapper(WrapperReferenceForms):
     """One MQTT connection that keeps itself up, on the event loop.
 
     Lifecycle: construct (cheap, no I/O) → :meth:`start` (on the loop; begins connecting) →
@@ -67,8 +69,8 @@ class MQTTClientWrapper:
         self,
         name: str,
         settings: BrokerSettings,
-        client_id: str,
-        listener: TransportListener,
+        client_id: str | asyncio.Queue[RawMessage],
+        listener: TransportListener | None = None,
         *,
         fallback_brokers: Sequence[BrokerSettings] = (),
         failover_after_seconds: float = 10.0,
@@ -79,7 +81,12 @@ class MQTTClientWrapper:
         stats: LinkStats | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
+        if isinstance(client_id, asyncio.Queue):  # the reference's (name, config, queue)
+            listener, client_id = QueueListener(name, client_id), name
+        if listener is None:
+            raise TypeError(f"MQTT client {name}: give a listener (or a receive queue)")
         self.name = name
+        self._paho_logger: logging.Logger | None = None
         self._selector = BrokerSelector([settings, *fallback_brokers], failover_after_seconds)
         self.failback_check_seconds = failback_check_seconds
         self._will = will
@@ -136,8 +143,8 @@ class MQTTClientWrapper:
         """0 for the preferred broker, else the position in ``fallback_brokers`` + 1."""
         return self._selector.index
 
-    @property
     def connected(self) -> bool:
+        """Whether the connection is up (CONNACK accepted, not lost since)."""
         return self._connected
 
     @property
@@ -172,9 +179,15 @@ class MQTTClientWrapper:
         self._client = self._make_client()
         self._task = self._loop.create_task(self._run(), name=f"link[{self.name}].mqtt")
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Disconnect and stop reconnecting. Idempotent; returns within about ``timeout``
-        (a connect stuck in the executor is abandoned after that, its socket closed)."""
+    def stop(self, timeout: float = 5.0) -> asyncio.Task[None]:
+        """Disconnect and stop reconnecting, as a task: ``await stop()`` returns within
+        about ``timeout`` (a connect stuck in the executor is abandoned after that, its
+        socket closed); a plain ``stop()`` (the reference's form) begins the same. Loop;
+        idempotent."""
+        loop = asyncio.get_running_loop()
+        return loop.create_task(self._stop(timeout), name=f"link[{self.name}].mqtt.stop")
+
+    async def _stop(self, timeout: float) -> None:
         task = self._task
         if task is None or self._stop_requested is None:
             return
@@ -190,20 +203,28 @@ class MQTTClientWrapper:
                 await asyncio.wait({task}, timeout=timeout)
         self._teardown_socket()
 
-    def subscribe(self, topic: str, qos: QOS) -> None:
+    def subscribe(self, topic: str, qos: QOS) -> tuple[int, int | None]:
         """Remember ``topic`` and subscribe now if connected; it is restored after every
-        reconnect. The SUBACK reaches the listener's ``on_transport_suback``."""
+        reconnect. The SUBACK reaches the listener's ``on_transport_suback``. Returns
+        paho's ``(rc, mid)`` of the SUBSCRIBE sent now, or ``(MQTT_ERR_NO_CONN, None)``
+        when not connected (it is sent on connect)."""
         self._subscriptions[topic] = qos
         if self._connected:
-            self._send_subscribe(topic, qos)
+            return self._send_subscribe(topic, qos)
+        return int(MQTTErrorCode.MQTT_ERR_NO_CONN), None
 
-    def unsubscribe(self, topic: str) -> None:
+    def unsubscribe(self, topic: str) -> tuple[int, int | None]:
+        """Forget ``topic``; returns paho's ``(rc, mid)`` of the UNSUBSCRIBE sent, or
+        ``(MQTT_ERR_NO_CONN, None)`` when not connected or not subscribed."""
+        no_conn = int(MQTTErrorCode.MQTT_ERR_NO_CONN), None
         if self._subscriptions.pop(topic, None) is None:
-            return
+            return no_conn
         self._pending_subacks = {m: t for m, t in self._pending_subacks.items() if t != topic}
         if self._connected and self._client is not None:
-            self._client.unsubscribe(self._wire(topic))
+            rc, mid = self._client.unsubscribe(self._wire(topic))
             self._io.after_io()
+            return int(rc), mid
+        return no_conn
 
     def publish(self, topic: str, payload: bytes, qos: QOS, retain: bool = False) -> bool:
         """Queue a PUBLISH (written at once when the socket takes it). False if not
@@ -538,7 +559,7 @@ class MQTTClientWrapper:
             return topic
         return topic.replace(".", escape)
 
-    def _send_subscribe(self, topic: str, qos: QOS) -> None:
+    def _send_subscribe(self, topic: str, qos: QOS) -> tuple[int, int | None]:
         assert self._client is not None
         rc, mid = self._client.subscribe(self._wire(topic), int(qos))
         if rc == _SUCCESS and mid is not None:
@@ -548,6 +569,7 @@ class MQTTClientWrapper:
             self.stats.subscription_failures += 1
             self._log.warning("subscribe %s failed locally: rc %s", topic, rc)
         self._io.after_io()
+        return int(rc), mid
 
     def _loop_thread_id(self) -> int:
         return self._thread_id
@@ -563,6 +585,8 @@ class MQTTClientWrapper:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_socket_close = self._on_socket_close
+        if self._paho_logger is not None:
+            client.enable_logger(self._paho_logger)
         self._thread_id = threading.get_ident()
         return client
 

@@ -111,7 +111,6 @@ class MemoryTransport:
         self._buffer: deque[tuple[str, bytes]] = deque()
         self._ever_connected = False
 
-    @property
     def connected(self) -> bool:
         return self._connected
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable
+from typing import NamedTuple, Protocol
 
 from paho.mqtt.client import topic_matches_sub
 
@@ -20,10 +20,20 @@ __all__ = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    topic: str
-    qos: QOS = QOS.AtLeastOnce
+class Subscription(NamedTuple):
+    """An MQTT filter and its QoS, as in the reference: ``Subscription(topic, qos)`` with
+    fields ``Topic`` and ``Qos``, unpackable as ``topic, qos = subscription``."""
+
+    Topic: str
+    Qos: QOS = QOS.AtLeastOnce
+
+    @property
+    def topic(self) -> str:
+        return self.Topic
+
+    @property
+    def qos(self) -> QOS:
+        return self.Qos
 
 
 class TransportListener(Protocol):
@@ -59,7 +69,6 @@ class TransportListener(Protocol):
 class Transport(Protocol):
     """A connection to one broker that keeps itself up. Loop-only unless marked."""
 
-    @property
     def connected(self) -> bool: ...
 
     @property
@@ -67,12 +76,12 @@ class Transport(Protocol):
 
     def start(self) -> None: ...
 
-    async def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> Awaitable[None]:
         """Disconnect and stop reconnecting, within about ``timeout`` seconds."""
 
-    def subscribe(self, topic: str, qos: QOS) -> None: ...
+    def subscribe(self, topic: str, qos: QOS) -> object: ...
 
-    def unsubscribe(self, topic: str) -> None: ...
+    def unsubscribe(self, topic: str) -> object: ...
 
     @property
     def subscriptions(self) -> dict[str, QOS]: ...

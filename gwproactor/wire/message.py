@@ -169,6 +169,9 @@ class RawMessage(Payload):
     topic: str
     payload: bytes
     parsed: Payload | None = None  # the payload validated into the subscriber's model
+    # time.monotonic() when the bytes were read: a consumer that queues raw messages can
+    # measure its lag as time.monotonic() - received_at.
+    received_at: float = Field(default_factory=time.monotonic)
 
 
 class Event(Payload):
