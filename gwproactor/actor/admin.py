@@ -107,7 +107,7 @@ class AdminCommander(Communicator):
             return Ok(None)
         payload = message.payload
         self.log.info("admin: %s from %s (%s)", header.message_type, header.src, header.message_id)
-        lifecycle = self.services.logger.lifecycle
+        lifecycle = self.services.logger.lifecycle_logger
         lifecycle.info("admin command %s from %s", header.message_type, header.src)
         self.executed += 1
         if isinstance(payload, AdminStatusRequest):

@@ -21,6 +21,7 @@ works again: never a ``--- Logging error ---`` traceback per record.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import logging.handlers
@@ -32,8 +33,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from gwproactor.config import LoggingSettings
+from gwproactor.config import LoggingSettings, ProactorSettings
 from gwproactor.errors import ConfigError
+from gwproactor.observe._logging_reference import setup_logging_from_args
 from gwproactor.observe.logger import ProactorLogger
 
 __all__ = (
@@ -195,8 +197,11 @@ def stream_handler(fmt: str, stream: TextIO | None = None) -> logging.Handler:
 
 
 def setup_logging(
-    settings: LoggingSettings,
-    log_dir: Path | None,
+    settings: LoggingSettings | argparse.Namespace,
+    log_dir: Path | ProactorSettings | None,
+    errors: list[BaseException] | None = None,
+    add_screen_handler: bool = True,
+    root_gets_handlers: bool = True,
     *,
     logger: ProactorLogger | None = None,
     console: logging.Handler | None = None,
@@ -214,7 +219,20 @@ def setup_logging(
     the handlers to the root logger, so that a daemon also writes what other libraries and
     user actors log (WARNING and up, unless they set their own levels). Raises OSError if
     ``log_dir`` cannot be created.
+
+    The reference's form ``setup_logging(args, settings, errors, add_screen_handler,
+    root_gets_handlers)`` (parsed command line, ProactorSettings) is served by
+    :func:`gwproactor.observe._logging_reference.setup_logging_from_args`; those three
+    arguments mean nothing in the native form.
     """
+    if isinstance(settings, argparse.Namespace):
+        if not isinstance(log_dir, ProactorSettings):
+            raise TypeError("setup_logging(args, settings): settings must be ProactorSettings")
+        return setup_logging_from_args(
+            setup_logging, settings, log_dir, errors, add_screen_handler, root_gets_handlers
+        )
+    if isinstance(log_dir, ProactorSettings):
+        raise TypeError("setup_logging(logging_settings, log_dir): log_dir is a Path")
     logger = logger or ProactorLogger()
     logger.set_levels(
         settings.level,

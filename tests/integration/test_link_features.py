@@ -316,7 +316,7 @@ async def test_admin_commands_only_from_the_admin_peer(mosquitto: Mosquitto) -> 
         reply = await command(AdminSetLogLevel(category="message_summary", level="DEBUG"))
         assert reply.payload.ok
         assert reply.payload.levels["message_summary"] == "DEBUG"
-        assert gateway.logger.message_summary.level == 10
+        assert gateway.logger.message_summary_logger.level == 10
 
         old_relay = gateway.get_communicator("relay1")
         reply = await command(AdminRestartActor(actor="relay1"))
