@@ -56,6 +56,7 @@ from gwproactor.errors import (
     WebServerError,
     WireError,
 )
+from gwproactor.events import EventFuture
 from gwproactor.links import Link, LinkState
 from gwproactor.mqtt import MQTTClients, MQTTClientWrapper, Subscription
 from gwproactor.observe.listeners import CommEvent, EventListener
@@ -115,6 +116,7 @@ __all__ = (
     "Ping",
     "RawMessage",
     "StoredEvent",
+    "EventFuture",
     "MessageRegistry",
     "JsonCodec",
     # links and MQTT
