@@ -73,6 +73,9 @@ class QueueListener:
     def on_transport_suback(self, topic: str, granted: bool) -> None:
         self._change()
 
+    def on_transport_problem(self, kind: str, detail: str) -> None:
+        self._log.warning("%s: %s", kind, detail)
+
     def on_transport_read_done(self) -> None:
         pass
 
