@@ -36,7 +36,7 @@ class FlakyThread(SyncAsyncInteractionThread):
 
 class Flaky(SyncThreadActor):
     def __init__(self, name: str, services: ServicesInterface) -> None:
-        super().__init__(name, services, thread=FlakyThread())
+        super().__init__(name, services, FlakyThread())
 
 
 async def test_actor_entries_count_thread_errors_once(caplog: pytest.LogCaptureFixture) -> None:
