@@ -162,7 +162,7 @@ async def test_actions_through_the_token_protected_routes() -> None:
         no_token = await asyncio.to_thread(act, "reconnect", "parent", token=None)
         wrong_token = await asyncio.to_thread(act, "reconnect", "parent", token="nope")
         level = await asyncio.to_thread(act, "log-level", "message_summary", "debug")
-        summary_level = child.logger.message_summary.level
+        summary_level = child.logger.message_summary_logger.level
         bad_category = await asyncio.to_thread(act, "log-level", "everything", "INFO")
         bad_level = await asyncio.to_thread(act, "log-level", "general", "LOUD")
         old_relay = child.get_communicator("relay1")
