@@ -11,6 +11,7 @@ that the link counts per reason.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -256,6 +257,8 @@ class JsonCodec:
     def encode_with_payload_json(header: Header, payload_json: bytes) -> bytes:
         """Envelope bytes around an already encoded payload (used for stored events, which
         are kept as payload JSON and re-wrapped for whichever link uploads them)."""
+        if not payload_json.startswith(_NATIVE_EVENT_START):
+            payload_json = _native_event_json(payload_json)
         return b"".join(
             (b'{"header":', _HEADER_SERIALIZER.to_json(header), b',"payload":', payload_json, b"}")
         )
@@ -312,6 +315,28 @@ class JsonCodec:
 def _plain(text: str) -> bool:
     """Whether ``text`` is its own JSON string body (printable ASCII, no quote or backslash)."""
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+# Every event payload of ours starts with Event's first field (see EventManager._prepare).
+_NATIVE_EVENT_START = b'{"src":'
+
+
+def _native_event_json(payload_json: bytes) -> bytes:
+    """A stored event payload that came from a gwproto link (kept as the 4.x gateway sent
+    it), for a native link: our ``src`` and ``time_ns`` in front of every gwproto field, so
+    that a native receiver decodes it (as its model or as AnyEvent) and a gwproto link
+    further up can give the 4.x payload back unchanged. Anything else passes as it is."""
+    try:
+        fields = json.loads(payload_json)
+    except ValueError:
+        return payload_json
+    if not isinstance(fields, dict) or "TypeName" not in fields:
+        return payload_json
+    time_ms, src = fields.get("TimeCreatedMs"), fields.get("Src")
+    if not isinstance(time_ms, int) or not isinstance(src, str):
+        return payload_json
+    native = {"src": src, "time_ns": time_ms * 1_000_000, **fields}
+    return json.dumps(native, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _reason(error: ValidationError) -> str:

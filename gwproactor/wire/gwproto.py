@@ -166,13 +166,19 @@ class GwprotoCodec:
 
     def encode_with_payload_json(self, header: Header, payload_json: bytes) -> bytes:
         """Envelope bytes around a stored event's payload. A payload received from a 4.x
-        gateway (it has a ``TypeName``) goes out byte for byte; one of ours is translated."""
+        gateway (it has a ``TypeName``) goes out as it came (byte for byte, or field for
+        field if a native link relayed it); one of ours is translated."""
         try:
             fields = json.loads(payload_json)
         except ValueError as e:
             raise EncodeError(f"stored payload of {header.message_id} is not JSON") from e
         if isinstance(fields, dict) and "TypeName" in fields:
             self._check_type(header.message_type)
+            if "src" in fields or "time_ns" in fields:
+                # Relayed through a native link, which put our names in front: drop them.
+                fields.pop("src", None)
+                fields.pop("time_ns", None)
+                return self._envelope_bytes(header, _dumps(fields))
             return self._envelope_bytes(header, payload_json)
         return self._envelope(header, self._payload_fields(header, fields))
 

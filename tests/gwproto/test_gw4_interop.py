@@ -8,6 +8,7 @@ are printed as ``FIGURE`` lines (``pytest -s`` shows them).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,8 @@ from result import Ok
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings
 from gwproactor.actors.gwproto import PowerWatts, SiteReading
+from gwproactor.wire.gwproto import GwprotoCodec
+from gwproactor.wire.message import Header
 from gwproactor.wire.registry import default_registry
 from tests.gwproto.conftest import PeerFactory
 from tests.gwproto.peer_env import Gw4Peer
@@ -261,6 +264,56 @@ async def test_tree_unknown_event_type_reaches_gw4_parent_field_for_field(
         await poll(lambda: bottom.pending == 0 and _inflight(middle) == 0, what="stores drained")
         assert top.decode_problems() == [] and bottom.decode_problems() == []
     figure("tree 4.1.13->ours->4.1.13", unknown_events=len(got))
+
+
+async def test_gw4_events_cross_a_native_link_with_every_field(
+    mosquitto: Mosquitto, gw4_peer: PeerFactory
+) -> None:
+    """4.1.13 SCADA -> our ATN (gwproto down, native up) -> our cloud gateway: the cloud
+    stores every event with all of 4.x's fields (plus our src/time_ns), and a gwproto
+    codec would give the 4.x payload back unchanged."""
+    cloud_name = "cloud.site"
+    down = gwproto_link(
+        mosquitto.port, peer=SCADA, role="downstream", short_name="a", peer_short_name="s"
+    )
+    up = LinkSettings(peer=cloud_name, role="upstream", broker=broker(mosquitto.port))
+    middle = Proactor(ProactorSettings(name=ATN, links={"scada": down, "cloud": up}), _registry())
+    cloud_link = LinkSettings(peer=ATN, role="downstream", broker=broker(mosquitto.port))
+    cloud = Proactor(ProactorSettings(name=cloud_name, links={"atn": cloud_link}), _registry())
+    fields = {"Nested": {"A": [1, 2.5, None]}, "Version": "007"}
+    async with running(cloud, middle), gw4_peer(**peer_child(mosquitto.port)) as bottom:
+        await wait_active(middle, "scada", T)
+        await wait_active(middle, "cloud", T)
+        bottom.send(cmd="events", n=5, type=UNKNOWN, fields=fields)
+        sent = {}
+        await poll(lambda: len(bottom.of_kind("generated")) >= 5)
+        sent = {r["id"]: r["payload"] for r in bottom.of_kind("generated") if r["type"] == UNKNOWN}
+
+        async def stored() -> dict[str, Any]:
+            events = await cloud.query_events(UNKNOWN, limit=100)
+            return {e.event_id: json.loads(e.payload) for e in events}
+
+        deadline = time.monotonic() + T
+        while len(got := await stored()) < 5:
+            assert time.monotonic() < deadline, "events did not reach the cloud"
+            await asyncio.sleep(0.05)
+        await poll(lambda: bottom.pending == 0 and _inflight(middle) == 0, what="drained")
+    assert set(got) == set(sent)
+    for event_id, payload in got.items():
+        assert payload["src"] == SCADA
+        assert payload["time_ns"] == sent[event_id]["TimeCreatedMs"] * 1_000_000
+        assert {k: v for k, v in payload.items() if k not in ("src", "time_ns")} == sent[event_id]
+        gw = GwprotoCodec(
+            _registry(), gateway=cloud_name, short_name="c", peer="x", peer_short_name="p"
+        )
+        header = Header.model_construct(
+            src=cloud_name, dst="x", message_type=UNKNOWN, message_id=event_id,
+            ack_required=True, actor="",
+        )  # fmt: skip
+        out = gw.encode_with_payload_json(header, json.dumps(payload).encode())
+        assert json.loads(out)["Payload"] == sent[event_id]
+    assert middle.stats.events_received >= 5 and cloud.link("atn").stats.decode_errors == {}
+    figure("4.1.13->ours(gwproto/native)->ours", events=len(got))
 
 
 async def test_restart_and_paused_acks_gw4_child(

@@ -264,3 +264,20 @@ async def test_events_a_4x_parent_cannot_decode_are_refused_at_generate() -> Non
         assert isinstance(await gateway.generate_event(SiteReading(Seq=1)), Ok)
     finally:
         await gateway.stop_and_join()
+
+
+def test_the_readme_examples_load(tmp_path: Path) -> None:
+    """Both config examples of the README's gwproto section are valid as written."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Mixing with gridworks-proactor 4.x gateways", 1)[1].split("\n## ")[0]
+    examples = [block.split("```", 1)[0] for block in section.split("```toml\n")[1:]]
+    assert len(examples) == 2
+    roles = set()
+    for n, text in enumerate(examples):
+        path = tmp_path / f"example{n}.toml"
+        path.write_text(text)
+        settings = load_settings(path, env_file=None, environ={})
+        (link,) = settings.links.values()
+        assert link.codec == "gwproto" and link.qos == 0 and not link.presence
+        roles.add(link.role)
+    assert roles == {"upstream", "downstream"}
