@@ -40,7 +40,7 @@ from _bench_report import render_table, verdict_summary  # noqa: E402
 from _bench_rounds import SECTIONS, Plan, Round  # noqa: E402
 from _bench_wire import ENVELOPE_BYTES, Json  # noqa: E402
 
-from tests.support.mosquitto import Mosquitto, MosquittoError, find_mosquitto  # noqa: E402
+from gwproactor.testing.mosquitto import Mosquitto, MosquittoError, find_mosquitto  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

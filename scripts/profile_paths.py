@@ -31,7 +31,7 @@ from _bench_procs import BenchError, Worker, Workers  # noqa: E402
 from _bench_wire import Json  # noqa: E402
 from profile_receive import _raise_interrupt, print_cprofile, print_py_spy  # noqa: E402
 
-from tests.support.mosquitto import Mosquitto, MosquittoError  # noqa: E402
+from gwproactor.testing.mosquitto import Mosquitto, MosquittoError  # noqa: E402
 
 _TIMEOUT_S = 300.0
 

@@ -41,7 +41,7 @@ for _path in (str(SCRIPTS), str(REPO)):
 from _bench_procs import BenchError, Workers  # noqa: E402
 from _bench_wire import RAW_TOPIC, Json  # noqa: E402
 
-from tests.support.mosquitto import Mosquitto, MosquittoError  # noqa: E402
+from gwproactor.testing.mosquitto import Mosquitto, MosquittoError  # noqa: E402
 
 _TIMEOUT_S = 300.0
 

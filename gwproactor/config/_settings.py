@@ -6,6 +6,7 @@ Secrets are ``SecretStr`` so that they never show in logs, ``repr`` or ``/status
 
 from __future__ import annotations
 
+import logging
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -40,6 +41,8 @@ __all__ = (
 
 ENV_PREFIX = "GWPROACTOR_"
 ENV_NESTED_DELIMITER = "__"
+
+_log = logging.getLogger("gwproactor.config")
 
 Name = Annotated[str, AfterValidator(lambda v: validate_name(v, "name"))]
 
@@ -382,8 +385,18 @@ class ProactorSettings(BaseModel):
     problem_report_interval_seconds: float = Field(
         default=10.0, ge=0, description="same problem reported at most this often"
     )
-    num_initial_event_reuploads: int = Field(
-        default=200, ge=1, description="events in flight upstream (the upload window)"
+    event_upload_window: int = Field(
+        default=200,
+        ge=1,
+        description="events in flight upstream at once, live ones and a backlog alike; "
+        "each ack releases the next",
+    )
+    num_initial_event_reuploads: int | None = Field(
+        default=None,
+        ge=1,
+        exclude=True,
+        description="deprecated name of event_upload_window (a warning is logged): it was "
+        "never about the first re-uploads only. Reads give event_upload_window",
     )
     event_read_batch: int = Field(default=1000, ge=1, description="backlog events per read")
     reupload_log_threshold: int = Field(
@@ -403,6 +416,26 @@ class ProactorSettings(BaseModel):
     forward_events: bool = Field(
         default=True, description="forward events from downstream links upstream"
     )
+
+    @model_validator(mode="after")
+    def _deprecated_names(self) -> ProactorSettings:
+        old = self.num_initial_event_reuploads
+        if old is not None and "num_initial_event_reuploads" in self.model_fields_set:
+            if "event_upload_window" in self.model_fields_set:
+                _log.warning(
+                    "settings: num_initial_event_reuploads (deprecated) is ignored: "
+                    "event_upload_window is set too"
+                )
+            else:
+                _log.warning(
+                    "settings: num_initial_event_reuploads is deprecated; it sets "
+                    "event_upload_window (the upload window for every event): rename it"
+                )
+                self.event_upload_window = old
+        # The old name reads as the new one (code written against the old name).
+        self.num_initial_event_reuploads = self.event_upload_window
+        self.model_fields_set.discard("num_initial_event_reuploads")
+        return self
 
     @model_validator(mode="after")
     def _links_consistent(self) -> ProactorSettings:

@@ -94,7 +94,7 @@ class EventManager:
             self.uploader = Uploader(
                 store,
                 upstream,
-                window=settings.num_initial_event_reuploads,
+                window=settings.event_upload_window,
                 read_batch=settings.event_read_batch,
                 progress_every=settings.reupload_log_every,
                 progress_threshold=settings.reupload_log_threshold,

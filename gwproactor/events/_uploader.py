@@ -83,6 +83,7 @@ class Uploader:
         self._notice_during_read = False
         self._caught_up = False
         self._fetching = False
+        self._read_task: asyncio.Task[None] | None = None  # the backlog read in flight
         self._to_clear: list[str] = []  # acked ids waiting to be deleted from the store
         self._uncleared = 0  # acked, not yet deleted (the store's pending count lags by it)
         self._generation = 0  # bumps on every (de)activation; stale reads are dropped
@@ -114,6 +115,9 @@ class Uploader:
         self._pump()
 
     def link_inactive(self) -> None:
+        """The upstream link stopped being active (lost, or stopping): forget what is in
+        flight (counting the attempts that failed) and cancel a backlog read in flight, so
+        nothing of the uploader outlives the link at stop."""
         self._generation += 1
         self._active = False
         self.stats.resent_after_reconnect += len(self._inflight)
@@ -136,6 +140,11 @@ class Uploader:
         self._reset()
 
     def _reset(self) -> None:
+        # A read still in flight belongs to the previous activation: its result would be
+        # dropped anyway, and at stop it would outlive the store it reads.
+        task, self._read_task = self._read_task, None
+        if task is not None and not task.done():
+            task.cancel()
         self._inflight.clear()
         self._queue.clear()
         self._cursor = 0
@@ -229,7 +238,7 @@ class Uploader:
             self.stats.sent += 1
         if self._active and not queue and not self._caught_up and not self._fetching:
             self._fetching = True
-            asyncio.get_running_loop().create_task(
+            self._read_task = asyncio.get_running_loop().create_task(
                 self._read(self._generation), name=f"uploader[{link.name}].read"
             )
 

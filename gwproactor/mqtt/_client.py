@@ -138,11 +138,6 @@ class MQTTClientWrapper(WrapperReferenceForms):
         """The broker in use now (the preferred one unless failed over)."""
         return self._selector.current
 
-    @property
-    def broker_index(self) -> int:
-        """0 for the preferred broker, else the position in ``fallback_brokers`` + 1."""
-        return self._selector.index
-
     def connected(self) -> bool:
         """Whether the connection is up (CONNACK accepted, not lost since)."""
         return self._connected

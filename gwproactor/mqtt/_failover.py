@@ -39,7 +39,6 @@ class BrokerSelector:
         self.brokers = list(brokers)
         self.failover_after_seconds = failover_after_seconds
         self.index = 0
-        self.switches = 0
         self._clock = clock
         self._failing_since: float | None = None
 
@@ -66,7 +65,6 @@ class BrokerSelector:
 
     def move_to(self, index: int) -> None:
         self.index = index
-        self.switches += 1
         self._failing_since = None
 
 

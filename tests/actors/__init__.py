@@ -6,12 +6,10 @@ events, and ways to await things through comm events (never by sleeping).
 
 from __future__ import annotations
 
-from result import Ok
-
 from gwproactor import MessageRegistry, Proactor
 from gwproactor.actors import REGISTRY as ACTORS_REGISTRY
 from tests.helpers import REGISTRY as TEST_REGISTRY
-from tests.helpers import TIMEOUT, Counted, EventRecorder, wait_until
+from tests.helpers import TIMEOUT, EventRecorder, wait_until
 
 
 def actors_registry() -> MessageRegistry:
@@ -38,19 +36,3 @@ async def wait_recorded(
     """Return once ``recorder`` (on ``proactor``) holds at least ``count`` events."""
     with proactor.listener("message.dispatched", lambda e: e.source == recorder.name) as heard:
         await wait_until(lambda: len(recorder.events) >= count, heard, timeout)
-
-
-async def wait_uploader_caught_up(proactor: Proactor, timeout: float = TIMEOUT) -> None:
-    """Return once ``proactor``'s upstream uploader has finished the backlog read that the
-    link's activation starts: a probe event generated on the loop has been acked.
-
-    Why: an event generated from a worker thread (``generate_event_threadsafe``) while
-    that read is in flight is committed but never sent until the link's next activation
-    (the uploader drops the commit notice while not caught up, and the read does not see
-    the row). Tests of thread actors start them after this, so they test the actors and not
-    that race (reported separately)."""
-    with proactor.listener("event.acked") as acked:
-        result = await proactor.generate_event(Counted(n=-1))
-        assert isinstance(result, Ok), result
-        event_id = result.ok_value
-        await acked.wait_for(lambda e: e.data["event_id"] == event_id, timeout)

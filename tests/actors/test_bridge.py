@@ -41,8 +41,8 @@ from tests.helpers import TIMEOUT, is_state, running, wait_active, wait_until
 from tests.support.paho import close_client
 
 if TYPE_CHECKING:
+    from gwproactor.testing.mosquitto import Mosquitto
     from tests.support.fixtures import MosquittoFactory
-    from tests.support.mosquitto import Mosquitto
 
 BRIDGE_CLASS = "gwproactor.actors.bridge:TelemetryBridge"
 

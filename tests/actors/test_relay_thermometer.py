@@ -24,7 +24,6 @@ from tests.actors import (
     actors_registry,
     add_recorder,
     wait_recorded,
-    wait_uploader_caught_up,
 )
 from tests.helpers import TIMEOUT, memory_factory, pair_settings, running
 
@@ -47,7 +46,6 @@ async def test_parent_commands_relay_and_receives_state_events() -> None:
     relay = RelayActor("relay1", child, driver=driver)
     recorder = add_recorder(parent, RelayStateChanged.type_name)
     async with running(parent, child):
-        await wait_uploader_caught_up(child)
         child.add_communicator(relay)  # started at once: the gateway is running
         await wait_recorded(parent, recorder, 1)  # where the relay was found at start
         assert parent.send_to_peer(
@@ -68,7 +66,6 @@ async def test_failing_driver_is_reported_and_the_relay_keeps_working() -> None:
     relay = RelayActor("relay1", child, driver=driver)
     recorder = add_recorder(parent, RelayStateChanged.type_name)
     async with running(parent, child):
-        await wait_uploader_caught_up(child)
         child.add_communicator(relay)
         await wait_recorded(parent, recorder, 1)
         driver.fail_next = True
@@ -103,7 +100,6 @@ async def test_commander_drives_the_relay_on_its_schedule() -> None:
     )
     recorder = add_recorder(parent, RelayStateChanged.type_name)
     async with running(parent, child):
-        await wait_uploader_caught_up(child)
         child.add_communicator(RelayActor("relay1", child, driver=SimulatedRelayDriver(0.001)))
         parent.add_communicator(commander)
         await wait_recorded(parent, recorder, 5)
@@ -131,7 +127,6 @@ async def test_thermometer_reports_at_its_period_and_stop_joins_the_threads() ->
     async with running(parent):
         await child.start()
         try:
-            await wait_uploader_caught_up(child)
             child.add_communicator(thermometer)
             child.add_communicator(relay)
             await wait_recorded(parent, recorder, 6)

@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gwproactor.testing.mosquitto import Mosquitto
 from gwproactor.testing.ports import free_port
 from tests.daemon.test_systemd import NotifySocket
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mosquitto import Mosquitto
+from gwproactor.testing.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
 

@@ -15,6 +15,7 @@ import pytest
 
 from gwproactor import BrokerSettings, Header, LinkState, Proactor
 from gwproactor.observe.listeners import CommEvent, EventListener
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
@@ -28,7 +29,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 from tests.support.proxy import PacketType
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gwproactor import BrokerSettings, Proactor
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     Counted,
@@ -28,7 +29,6 @@ from tests.helpers import (
     wait_until,
 )
 from tests.procs import ChildProcess
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

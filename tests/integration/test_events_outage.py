@@ -23,6 +23,7 @@ import pytest
 from result import Ok, Result
 
 from gwproactor import BrokerSettings, Proactor, StoreError
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     Counted,
@@ -36,7 +37,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 from tests.support.proxy import PacketType
 
 if TYPE_CHECKING:

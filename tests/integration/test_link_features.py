@@ -27,6 +27,7 @@ from gwproactor.actor.admin import (
     AdminStatusReply,
     AdminStatusRequest,
 )
+from gwproactor.testing.mosquitto import Mosquitto
 from gwproactor.wire.message import RawMessage
 from tests.helpers import (
     REGISTRY,
@@ -39,7 +40,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 from tests.support.paho import close_client
 
 pytestmark = pytest.mark.broker

@@ -9,6 +9,7 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gwproactor import BrokerSettings, Proactor
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
@@ -21,7 +22,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 from tests.support.paho import close_client
 
 pytestmark = pytest.mark.broker

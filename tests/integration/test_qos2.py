@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from gwproactor import BrokerSettings, Proactor
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
@@ -23,7 +24,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
 

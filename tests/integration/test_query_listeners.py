@@ -19,6 +19,7 @@ from result import Ok
 from gwproactor import BrokerSettings, Event, Proactor, ProactorSettings
 from gwproactor.observe.listeners import CommEvent
 from gwproactor.store import StoredEvent
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
@@ -30,7 +31,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
 

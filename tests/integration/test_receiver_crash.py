@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.procs import ChildOutput, ChildProcess
 from tests.procs.receiver import ReceiverProcess, read_deliveries, write_receiver_config
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(150)]
 

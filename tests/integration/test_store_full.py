@@ -18,6 +18,7 @@ from gwproactor import BrokerSettings, Proactor, StoreError
 from gwproactor.errors import StoreFullError
 from gwproactor.observe.listeners import CommEvent
 from gwproactor.store import StoreSettings
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
@@ -28,7 +29,6 @@ from tests.helpers import (
     running,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
 

@@ -10,7 +10,8 @@ import pytest
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings, TlsSettings
 from gwproactor.mqtt._failover import probe_broker
-from gwproactor.testing.certs import make_tls_material
+from gwproactor.testing.certs import TlsMaterial, make_tls_material
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
@@ -21,9 +22,7 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.certs import TlsMaterial
 from tests.support.fixtures import MosquittoFactory
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
 

@@ -20,6 +20,7 @@ from result import Ok, Result
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings, StoreError
 from gwproactor.config import LinkRole
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     Counted,
@@ -29,7 +30,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 
 if TYPE_CHECKING:
     from tests.support.fixtures import MosquittoFactory

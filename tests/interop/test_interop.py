@@ -57,8 +57,8 @@ from tests.support.paho import close_client
 from tests.support.proxy import PacketType
 
 if TYPE_CHECKING:
+    from gwproactor.testing.mosquitto import Mosquitto
     from tests.support.interop import InteropBroker
-    from tests.support.mosquitto import Mosquitto
     from tests.support.proxy import FaultProxyFactory
 
 pytestmark = pytest.mark.broker

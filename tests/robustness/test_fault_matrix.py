@@ -29,6 +29,7 @@ from gwproactor import BrokerSettings, Proactor, StoreError
 from gwproactor.errors import StoreFullError
 from gwproactor.observe.listeners import EventListener
 from gwproactor.store import StoreSettings
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     Counted,
@@ -40,7 +41,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 
 if TYPE_CHECKING:
     from tests.support.proxy import FaultProxy, FaultProxyFactory

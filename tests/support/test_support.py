@@ -29,8 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .certs import TlsMaterial, make_tls_material
-from .mosquitto import (
+from gwproactor.testing.certs import TlsMaterial, make_tls_material
+from gwproactor.testing.mosquitto import (
     Mosquitto,
     MosquittoError,
     MosquittoNotFoundError,
@@ -38,8 +38,9 @@ from .mosquitto import (
     find_mosquitto,
     hash_password,
 )
+from gwproactor.testing.ports import ephemeral_port_range, free_listen_port, free_port, port_is_free
+
 from .paho import close_client
-from .ports import ephemeral_port_range, free_listen_port, free_port, port_is_free
 
 if TYPE_CHECKING:  # importing the plugin module at run time would defeat its registration
     from .fixtures import MosquittoFactory
@@ -609,7 +610,7 @@ def test_broker_dies_with_a_hard_killed_owner(tmp_path: Path) -> None:
     if shutil.which("setpriv") is None or not hasattr(os, "pidfd_open"):
         pytest.skip("needs util-linux setpriv and pidfd_open (Linux)")
     owner_code = (
-        "import sys; from pathlib import Path; from support.mosquitto import Mosquitto\n"
+        "import sys; from pathlib import Path; from gwproactor.testing.mosquitto import Mosquitto\n"
         "broker = Mosquitto(Path(sys.argv[1])).start()\n"
         "print(broker.pid, flush=True)\n"
         "sys.stdin.read()\n"  # stay alive until killed
@@ -618,8 +619,6 @@ def test_broker_dies_with_a_hard_killed_owner(tmp_path: Path) -> None:
         [sys.executable, "-c", owner_code, str(tmp_path / "orphan")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        cwd=Path(__file__).parents[1],  # the directory that holds the support package
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
     )
     try:
         assert owner.stdout is not None

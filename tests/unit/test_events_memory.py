@@ -37,7 +37,7 @@ def _pair(broker: MemoryBroker, **overrides: object) -> tuple[Proactor, Proactor
 
 async def test_events_are_committed_then_delivered_in_order_and_cleared() -> None:
     broker = MemoryBroker()
-    parent, child, recorder = _pair(broker, num_initial_event_reuploads=7)
+    parent, child, recorder = _pair(broker, event_upload_window=7)
     async with running(parent, child):
         await wait_active(child, "parent")
         with child.listener("event.acked") as acks:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from gwproactor.config import describe_sources, load_settings, load_settings_with_sources
+from gwproactor.config import (
+    ProactorSettings,
+    describe_sources,
+    load_settings,
+    load_settings_with_sources,
+)
 from gwproactor.errors import ConfigError
 
 CONFIG = """
@@ -117,3 +123,35 @@ def test_secrets_do_not_show_in_repr(tmp_path: Path) -> None:
     assert "hunter2" not in settings.model_dump_json()
     assert settings.links["up"].broker.password is not None
     assert settings.links["up"].broker.password.get_secret_value() == "hunter2"
+
+
+def test_the_upload_window_setting_has_its_new_name_and_the_old_one_still_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert ProactorSettings().event_upload_window == 200
+    with caplog.at_level(logging.WARNING, logger="gwproactor.config"):
+        old = ProactorSettings(num_initial_event_reuploads=7)
+    assert (old.event_upload_window, old.num_initial_event_reuploads) == (7, 7)
+    assert "num_initial_event_reuploads is deprecated" in caplog.text
+    assert "num_initial_event_reuploads" not in old.model_dump()
+    assert "num_initial_event_reuploads" not in old.model_fields_set
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gwproactor.config"):
+        loaded = load_settings(None, None, environ={"GWPROACTOR_NUM_INITIAL_EVENT_REUPLOADS": "9"})
+    assert loaded.event_upload_window == 9
+    assert "deprecated" in caplog.text
+
+    file = tmp_path / "both.toml"
+    file.write_text("num_initial_event_reuploads = 3\nevent_upload_window = 4\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gwproactor.config"):
+        both = load_settings(file, None, environ={})
+    assert (both.event_upload_window, both.num_initial_event_reuploads) == (4, 4)
+    assert "is ignored" in caplog.text
+
+    with pytest.raises(ConfigError, match="num_initial_event_reuploads"):
+        load_settings(None, None, environ={"GWPROACTOR_NUM_INITIAL_EVENT_REUPLOADS": "0"})
+    caplog.clear()
+    ProactorSettings(event_upload_window=5)
+    assert caplog.text == ""

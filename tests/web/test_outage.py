@@ -7,8 +7,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gwproactor import BrokerSettings, Proactor
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import REGISTRY, TIMEOUT, is_state, running, wait_active
-from tests.support.mosquitto import Mosquitto
 from tests.web._support import get_json, get_text, web_settings
 
 pytestmark = pytest.mark.broker

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from gwproactor import BrokerSettings, Proactor
 from gwproactor.cli._progress import BacklogProgress
+from gwproactor.testing.mosquitto import Mosquitto
 from tests.helpers import (
     REGISTRY,
     Counted,
@@ -19,7 +20,6 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
 

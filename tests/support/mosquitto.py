@@ -1,3 +1,0 @@
-"""Re-export of :mod:`gwproactor.testing.mosquitto` (it moved into the package for the demo)."""
-
-from gwproactor.testing.mosquitto import *  # noqa: F403
