@@ -18,13 +18,13 @@ from result import Ok
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings
 from gwproactor.actors.gwproto import PowerWatts, SiteReading
+from gwproactor.testing.mosquitto import Mosquitto
 from gwproactor.wire.gwproto import GwprotoCodec
 from gwproactor.wire.message import Header
 from gwproactor.wire.registry import default_registry
 from tests.gwproto.conftest import PeerFactory
 from tests.gwproto.peer_env import Gw4Peer
 from tests.helpers import EventRecorder, Recorder, is_state, running, wait_active
-from tests.support.mosquitto import Mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 
