@@ -120,9 +120,10 @@ def test_subclasses_of_paho_reach_its_private_parts_through_the_door_only() -> N
     package = Path(__file__).resolve().parents[2] / "gwproactor"
     found: list[str] = []
     for path in sorted(package.rglob("*.py")):
-        if path.name == "_paho.py":
+        text = path.read_text()
+        if path.name == "_paho.py" or "Client" not in text:
             continue
-        for cls in ast.walk(ast.parse(path.read_text())):
+        for cls in ast.walk(ast.parse(text)):
             if not isinstance(cls, ast.ClassDef):
                 continue
             if not {getattr(b, "id", getattr(b, "attr", "")) for b in cls.bases} & PAHO_CLASSES:
