@@ -86,8 +86,8 @@ def peer_python(log: Callable[[str], None] = lambda _: None) -> Path:
     it cannot be installed."""
     directory = env_dir()
     python = directory / "bin" / "python"
-    if (directory / _STAMP).exists() and python.exists():
-        return python  # the fast path; a broken one shows up as a peer that does not start
+    if _healthy(directory):
+        return python  # the usual path: one import check (about a second) per session
     with _locked(directory.with_suffix(".lock")):
         if _healthy(directory):
             return python

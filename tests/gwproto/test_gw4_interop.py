@@ -320,8 +320,11 @@ async def test_restart_and_paused_acks_gw4_child(
     mosquitto: Mosquitto, gw4_peer: PeerFactory
 ) -> None:
     """4.1.13 child -> our parent: a broker restart mid-upload, then our acks withheld for
-    a while; 4.1.13 re-sends, our actors see every event once, its store drains."""
-    parent = our_parent(mosquitto.port)
+    a while; 4.1.13 re-sends, our actors see every event once, its store drains.
+
+    After an ack timeout 4.1.13 waits for any message from us before it re-sends; we
+    ping every ``poll_seconds`` (2 s here instead of 20 s, to keep the test short)."""
+    parent = our_parent(mosquitto.port, poll_seconds=2.0)
     recorder = EventRecorder("recorder", parent)
     parent.add_communicator(recorder)
     parent.route(READING, "recorder")
@@ -398,16 +401,16 @@ async def test_idle_with_pings_no_decode_problems(
     mosquitto: Mosquitto, gw4_peer: PeerFactory
 ) -> None:
     """Two idle links (the issue's two minutes shortened by shortening the ping intervals):
-    on one we ping every second (4.1.13 only answers, its own 1 s timer never runs out), on
-    the other 4.1.13 pings every second (ours is set long). No ProblemEvent for anything
+    on one we ping every 0.5 s (4.1.13 only answers, its own timer never runs out), on the
+    other 4.1.13 pings every 0.5 s (ours is set long). No ProblemEvent for anything
     of ours, no ack timeout, no state change, every ping acked."""
-    idle_seconds = 12.0
-    child = our_child(mosquitto.port, poll_seconds=1.0)  # we ping 4.1.13's parent
+    idle_seconds = 6.0
+    child = our_child(mosquitto.port, poll_seconds=0.5)  # we ping 4.1.13's parent
     parent = our_parent(mosquitto.port, poll_seconds=60.0)  # 4.1.13's child pings us
     async with (
         running(parent, child),
         gw4_peer(**peer_parent(mosquitto.port, ping_seconds=60.0)) as top,
-        gw4_peer(**peer_child(mosquitto.port, ping_seconds=1.0)) as bottom,
+        gw4_peer(**peer_child(mosquitto.port, ping_seconds=0.5)) as bottom,
     ):
         await wait_active(child, "atn", T)
         await wait_active(parent, "scada", T)
