@@ -343,6 +343,9 @@ class WebSettings(_Model):
     port: int = Field(default=8080, ge=0, le=65535)
     token: SecretStr | None = Field(default=None, description="bearer token, mutating routes")
     status_refresh_seconds: float = Field(default=2.0, gt=0)
+    history_sample_seconds: float = Field(
+        default=10.0, ge=1, description="backlog sample period of the page's last-hour sparkline"
+    )
 
 
 RESERVED_ACTOR_NAMES = frozenset({"admin"})

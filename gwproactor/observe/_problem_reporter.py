@@ -23,6 +23,8 @@ class RecentProblem:
     details: str
     error: bool
     suppressed: int
+    count: int = 1  # reports with this key up to this one (rate-limited ones included)
+    key: str = ""
 
 
 MAX_KEYS = 1000
@@ -63,6 +65,7 @@ class ProblemReporter:
         self._can_store = can_store
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # same keys as _last (bounded with them)
         self._reporting = False
         self._last_sweep = -float("inf")
         self.recent: deque[RecentProblem] = deque(maxlen=keep)
@@ -99,11 +102,12 @@ class ProblemReporter:
             return
         self._last[key] = now
         held = self._suppressed.pop(key, 0)
+        count = self._counts[key] = self._counts.get(key, 0) + held + 1
         suffix = f" (+{held} similar since last report)" if held else ""
         self._log.log(
             logging.ERROR if error else logging.WARNING, "%s: %s%s", summary, details, suffix
         )
-        self.recent.append(RecentProblem(time.time(), summary, details, error, held))
+        self.recent.append(RecentProblem(time.time(), summary, details, error, held, count, key))
         if self._hub:
             self._hub.emit(
                 "problem", summary, {"details": details, "error": error, "suppressed": held}
@@ -122,6 +126,10 @@ class ProblemReporter:
         finally:
             self._reporting = False
 
+    def count(self, key: str) -> int:
+        """Reports with ``key`` so far, held-back ones included (0 once forgotten)."""
+        return self._counts.get(key, 0) + self._suppressed.get(key, 0)
+
     def _forget_expired(self, now: float) -> None:
         """Drop keys whose interval is over and that hold nothing back (at most once per
         interval: under a flood of new keys this is not a scan per report)."""
@@ -135,6 +143,7 @@ class ProblemReporter:
         ]
         for k in expired:
             del self._last[k]
+            self._counts.pop(k, None)
 
     def _count_kind(self, kind: str) -> None:
         by_kind = self._stats.problems_by_kind

@@ -17,6 +17,7 @@ from typing import Any
 from gwproactor.errors import StateError
 from gwproactor.events import EventManager
 from gwproactor.links import Link, LinkInput, LinkOwner, LinkState
+from gwproactor.observe.history import GatewayHistory
 from gwproactor.observe.listeners import ListenerHub
 from gwproactor.routing._dispatcher import Dispatcher
 from gwproactor.routing._raw import RawRouter
@@ -43,7 +44,9 @@ class InboundRouter(LinkOwner):
         report_problem: ReportProblem,
         on_state_change: Callable[[], None],
         comm_log: logging.Logger,
+        history: GatewayHistory | None = None,
     ) -> None:
+        self._history = history
         self._dispatcher = dispatcher
         self._events: EventManager | None = None
         self._raw = raw
@@ -70,6 +73,8 @@ class InboundRouter(LinkOwner):
             self._hub.emit(
                 "link.state", link.name, {"old": old.value, "new": new.value, "cause": cause.value}
             )
+        if self._history is not None:
+            self._history.link_state(link.name, old.value, new.value)
         self._on_state_change()
         if link.role == "upstream" and (new is LinkState.active or old is LinkState.active):
             self.events.upstream_active(new is LinkState.active)

@@ -14,6 +14,7 @@ from gwproactor.config import ProactorSettings
 from gwproactor.events import EventManager
 from gwproactor.links import Link
 from gwproactor.observe._problem_reporter import ProblemReporter
+from gwproactor.observe.history import GatewayHistory
 from gwproactor.observe.stats import ProactorStats
 from gwproactor.runtime._actor_status import actor_status
 from gwproactor.store import EventStore
@@ -55,6 +56,8 @@ class StatusSources(Protocol):
     def communicators(self) -> Mapping[str, CommunicatorInterface]: ...
     @property
     def problems(self) -> ProblemReporter: ...
+    @property
+    def history(self) -> GatewayHistory: ...
 
 
 def build_status(proactor: StatusSources) -> dict[str, Any]:
@@ -140,6 +143,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             for name, communicator in proactor.communicators.items()
         },
         "stats": proactor.stats.as_dict() | {"links": None},
+        "history": proactor.history.snapshot(wall),
         "recent_problems": [
             {
                 "time": p.time,
@@ -147,6 +151,8 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
                 "details": p.details,
                 "error": p.error,
                 "suppressed": p.suppressed,
+                "count": max(p.count, proactor.problems.count(p.key)),
+                "key": p.key,
             }
             for p in proactor.problems.recent
         ],

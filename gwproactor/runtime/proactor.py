@@ -33,6 +33,7 @@ from gwproactor.links import Link, TransportFactory
 from gwproactor.links._mqtt import mqtt_transport_factory
 from gwproactor.mqtt import QOS, MQTTClients
 from gwproactor.observe._problem_reporter import ProblemReporter
+from gwproactor.observe.history import GatewayHistory
 from gwproactor.observe.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.stats import ProactorStats
@@ -138,7 +139,12 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         )
         self.watchdog = self.health.watchdog
         self.patter = self.health.patter
+        self.history = GatewayHistory(
+            sample_seconds=settings.web.history_sample_seconds,
+            backlog=lambda: self.store.pending_count,
+        )
         self._inbound = InboundRouter(
+            history=self.history,
             dispatcher=self.dispatcher,
             raw=self.raw,
             hub=self.hub,
@@ -148,6 +154,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         )
         for link_name, link_settings in settings.links.items():
             codec = codec_for_link(self._name, link_settings, self.registry)
+            self.history.link(link_name)
             self.links[link_name] = Link(
                 link_name,
                 self._name,
@@ -399,6 +406,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
             await self.web.start()
             self.watchdog.start()
             self.patter.start()
+            self.history.start(self._loop.call_later)
         except BaseException:
             await self._shutdown()
             raise
@@ -475,6 +483,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
             return
         self._life.set(ProactorState.stopping)
         self._lifecycle.info("%s stopping", self._name)
+        self.history.stop()
         errors = await stop_parts(
             self._name,
             patter=self.patter,

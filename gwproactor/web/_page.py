@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from gwproactor.web._page_history import backlog_card, link_history_table, table
+
 __all__ = ("CSP", "FRAGMENT_PARAM", "render_fragment", "render_page")
 
 FRAGMENT_PARAM = "part"
@@ -85,7 +87,20 @@ th{background:#eaeef2}
 .big{font-size:1.4rem;font-weight:bold;margin:.1rem 0}
 .error{color:#cf222e;font-weight:bold}.warning{color:#9a6700;font-weight:bold}
 footer{margin-top:1rem;color:#57606a;font-size:.9rem}
-.scroll{overflow-x:auto}
+nav{margin:.5rem 0;font-size:.95rem} a{color:#0969da}
+.card.wide{flex:1 1 22rem}
+svg.timeline{width:100%;min-width:8rem;height:1rem;display:block;background:#eaeef2}
+svg.spark{width:100%;height:3rem;display:block;background:#f6f8fa}
+@media (max-width:700px){
+body{padding:.5rem;font-size:15px}
+table.rows thead{display:none}
+table.rows,table.rows tbody,table.rows tr,table.rows td{display:block;width:auto}
+table.rows tr{margin:0 0 .6rem;border:1px solid #d0d7de;background:#fff}
+table.rows td{border:none;border-bottom:1px solid #eaeef2;padding:.25rem .5rem}
+table.rows td::before{content:attr(data-label);display:inline-block;min-width:7rem;
+font-weight:600;color:#57606a;margin-right:.5rem}
+.card{min-width:0;flex:1 1 100%}
+}
 """.strip()
 
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
@@ -126,7 +141,9 @@ def render_fragment(status: Mapping[str, Any], refresh_seconds: float) -> str:
     return "\n".join(
         (
             _header(status),
+            _NAV,
             _links(status["links"]),
+            link_history_table(status.get("history", {}), float(status["time"])),
             _actors(status.get("actors", {}), float(status["time"])),
             _cards(status),
             _problems(status["recent_problems"]),
@@ -135,6 +152,13 @@ def render_fragment(status: Mapping[str, Any], refresh_seconds: float) -> str:
             f"{refresh_seconds:g} s</footer>",
         )
     )
+
+
+_NAV = (
+    '<nav id="nav"><a href="/status">/status (JSON)</a> · <a href="/metrics">/metrics</a> · '
+    '<a href="/events?newest=true&amp;limit=50">/events (newest 50)</a> · '
+    '<a href="/readyz">/readyz</a></nav>'
+)
 
 
 def _header(status: Mapping[str, Any]) -> str:
@@ -159,34 +183,33 @@ def _links(links: Mapping[str, Mapping[str, Any]]) -> str:
         state = str(link["state"])
         css = _STATE_CLASS.get(state, "idle")
         rows.append(
-            f'<tr data-link="{escape(name)}" data-state="{escape(state)}">'
-            f"<td><b>{escape(name)}</b></td><td>{escape(str(link['peer']))}</td>"
-            f"<td>{escape(str(link['role']))}</td>"
-            f'<td><span class="pill {css}">{escape(state)}</span></td>'
-            f"<td>{escape(str(link['broker']))}</td>"
-            f"<td>{_ago(link['seconds_since_sent'], link['last_sent'])}</td>"
-            f"<td>{_ago(link['seconds_since_heard'], link['last_heard'])}</td>"
-            f"<td>{int(link['acks_pending'])}</td>"
-            f"<td>{int(link['stats']['reconnects'])}</td></tr>"
+            (
+                f' data-link="{escape(name)}" data-state="{escape(state)}"',
+                [
+                    f"<b>{escape(name)}</b>",
+                    escape(str(link["peer"])),
+                    escape(str(link["role"])),
+                    f'<span class="pill {css}">{escape(state)}</span>',
+                    escape(str(link["broker"])),
+                    _ago(link["seconds_since_sent"], link["last_sent"]),
+                    _ago(link["seconds_since_heard"], link["last_heard"]),
+                    str(int(link["acks_pending"])),
+                    str(int(link["stats"]["reconnects"])),
+                ],
+            )
         )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "Link",
-            "Peer",
-            "Role",
-            "State",
-            "Broker",
-            "Last sent",
-            "Last heard",
-            "Acks pending",
-            "Reconnects",
-        )
+    headers = (
+        "Link",
+        "Peer",
+        "Role",
+        "State",
+        "Broker",
+        "Last sent",
+        "Last heard",
+        "Acks pending",
+        "Reconnects",
     )
-    return (
-        f'<h2>Links</h2><table id="links"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+    return "<h2>Links</h2>" + table("links", headers, rows)
 
 
 _ACTOR_STATE_CLASS = {"running": "good", "stalled": "bad", "failed": "bad"}
@@ -214,22 +237,22 @@ def _actors(actors: Mapping[str, Mapping[str, Any]], now: float) -> str:
             for mname, entry in actor.get("monitored", {}).items()
         ]
         rows.append(
-            f'<tr data-actor="{escape(name)}" data-state="{escape(state)}">'
-            f"<td><b>{escape(name)}</b><br><small>{escape(str(actor.get('class', '')))}"
-            f"</small></td><td>{escape(str(actor.get('kind', '')))}</td>"
-            f'<td><span class="pill {css}">{escape(state)}</span></td>'
-            f"<td>{int(actor.get('messages', 0))}</td><td>{error_cell}</td>"
-            f"<td>{_ago(None if last_message is None else now - last_message, last_message)}"
-            f"</td><td>{'<br>'.join(pats) or '-'}</td></tr>"
+            (
+                f' data-actor="{escape(name)}" data-state="{escape(state)}"',
+                [
+                    f"<b>{escape(name)}</b><br><small>{escape(str(actor.get('class', '')))}"
+                    "</small>",
+                    escape(str(actor.get("kind", ""))),
+                    f'<span class="pill {css}">{escape(state)}</span>',
+                    str(int(actor.get("messages", 0))),
+                    error_cell,
+                    _ago(None if last_message is None else now - last_message, last_message),
+                    "<br>".join(pats) or "-",
+                ],
+            )
         )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("Actor", "Kind", "State", "Messages", "Errors", "Last message", "Last pat")
-    )
-    return (
-        f'<h2>Actors</h2><div class="scroll"><table id="actors"><thead><tr>{head}</tr>'
-        f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
+    headers = ("Actor", "Kind", "State", "Messages", "Errors", "Last message", "Last pat")
+    return "<h2>Actors</h2>" + table("actors", headers, rows)
 
 
 def _cards(status: Mapping[str, Any]) -> str:
@@ -263,7 +286,9 @@ def _cards(status: Mapping[str, Any]) -> str:
         f"<p>{escape(_bytes(store['pending_bytes']))} awaiting upload · "
         f"{int(store['archive_count'])} archived · store {escape(str(store['state']))}</p>"
         f"{in_flight}</div>"
-        f'<div class="card" id="watchdog"><h3>Watchdog</h3>{dog}</div></div>'
+        f'<div class="card" id="watchdog"><h3>Watchdog</h3>{dog}</div>'
+        f"{backlog_card(status.get('history', {}), int(store['pending_count']), status['time'])}"
+        "</div>"
     )
 
 
@@ -271,9 +296,14 @@ def _problems(problems: list[Mapping[str, Any]]) -> str:
     if not problems:
         return '<h2>Recent problems</h2><p id="problems">None.</p>'
     items = []
-    for problem in reversed(problems[-_RECENT_PROBLEMS:]):
+    latest: dict[str, Mapping[str, Any]] = {}  # one line per kind of problem: its latest
+    for problem in problems:
+        latest.pop(str(problem.get("key", id(problem))), None)
+        latest[str(problem.get("key", id(problem)))] = problem
+    for problem in reversed(list(latest.values())[-_RECENT_PROBLEMS:]):
         kind = "error" if problem["error"] else "warning"
-        more = f" (+{int(problem['suppressed'])} similar)" if problem["suppressed"] else ""
+        count = int(problem.get("count", 1))
+        more = f" <b>&times;{count}</b>" if count > 1 else ""
         details = f"<br><small>{escape(str(problem['details']))}</small>"
         items.append(
             f"<li>{escape(_clock(problem['time']))} <span class='{kind}'>{kind}</span> "

@@ -56,8 +56,15 @@ async def test_page_shows_links_and_is_self_contained(http: aiohttp.ClientSessio
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; relay" in html
     assert "a &amp; b" in html
-    # No external resources: no src/href at all, and a policy that forbids them anyway.
-    assert not re.search(r"\b(src|href)\s*=", html)
+    # No external resources: no src at all, links only to the gateway's own routes, and a
+    # policy that forbids loading anything else anyway.
+    assert not re.search(r"\bsrc\s*=", html)
+    assert set(re.findall(r'\bhref="([^"]*)"', html)) == {
+        "/status",
+        "/metrics",
+        "/events?newest=true&amp;limit=50",
+        "/readyz",
+    }
     assert "default-src 'none'" in csp
     assert "connect-src 'self'" in csp
     # The fragment the script fetches is the same content without the document around it.
