@@ -122,7 +122,7 @@ async def _scenario(cluster: NatsCluster) -> None:
         # The child is stopped; its persistent session lives on in the replicated streams
         # (created while it was on the dead node). What the parent sends now waits there.
         with parent.listener("link.state") as p_states:
-            if not parent.link("child").transport.connected:
+            if not parent.link("child").transport.connected():
                 await p_states.wait_for(lambda e: e.data["new"] != "connecting", TIMEOUT)
         for n in range(AWAY_MESSAGES):
             assert parent.send_to_peer("child", Hello(n=n), actor="rx").is_ok()
