@@ -224,5 +224,5 @@ class RawRouter:
                         error=False,
                     )
                     continue
-            body = RawMessage(link=link.name, topic=topic, payload=payload, parsed=parsed)
+            body = RawMessage.create(link.name, topic, payload, parsed)
             self._put(Message.create(link.name, target, body))

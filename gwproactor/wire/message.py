@@ -127,15 +127,37 @@ class Message(BaseModel, Generic[PayloadT]):
     ) -> Message[Any]:
         """Build a message without re-validating trusted fields (names are validated where
         they enter the system: settings, registries)."""
-        header = Header.model_construct(
-            src=src,
-            dst=dst,
-            message_type=type(payload).type_name,
-            message_id=message_id or new_message_id(),
-            ack_required=ack_required,
-            actor=actor,
+        # What ``model_construct`` makes when every field is given, without its per-call
+        # work (and without looking ``Message[Any]`` up in pydantic's generic-class cache):
+        # this runs for every raw message, ack and message between actors.
+        header = _new(Header)
+        _set(
+            header,
+            "__dict__",
+            {
+                "src": src,
+                "dst": dst,
+                "message_type": type(payload).type_name,
+                "message_id": message_id or new_message_id(),
+                "ack_required": ack_required,
+                "actor": actor,
+            },
         )
-        return Message[Any].model_construct(header=header, payload=payload)
+        _set(header, "__pydantic_fields_set__", set(_HEADER_FIELDS))
+        _set(header, "__pydantic_extra__", None)
+        _set(header, "__pydantic_private__", None)
+        message = _new(_MESSAGE_ANY)
+        _set(message, "__dict__", {"header": header, "payload": payload})
+        _set(message, "__pydantic_fields_set__", {"header", "payload"})
+        _set(message, "__pydantic_extra__", None)
+        _set(message, "__pydantic_private__", {"_payload_json": None})
+        return message
+
+
+_new = object.__new__
+_set = object.__setattr__
+_HEADER_FIELDS = frozenset(Header.model_fields)
+_MESSAGE_ANY: type[Message[Any]] = Message[Any]
 
 
 class Ack(Payload):
@@ -172,6 +194,23 @@ class RawMessage(Payload):
     # time.monotonic() when the bytes were read: a consumer that queues raw messages can
     # measure its lag as time.monotonic() - received_at.
     received_at: float = Field(default_factory=time.monotonic)
+
+    @classmethod
+    def create(
+        cls, link: str, topic: str, payload: bytes, parsed: Payload | None = None
+    ) -> RawMessage:
+        """Build one from trusted values without validating them (the raw router's hot
+        path: the values come from the link and the broker as str and bytes)."""
+        message = _new(cls)
+        _set(
+            message,
+            "__dict__",
+            {"link": link, "topic": topic, "payload": payload, "parsed": parsed},
+        )
+        _set(message, "__pydantic_fields_set__", {"link", "topic", "payload", "parsed"})
+        _set(message, "__pydantic_extra__", None)
+        _set(message, "__pydantic_private__", None)
+        return message
 
 
 class Event(Payload):

@@ -68,4 +68,6 @@ def test_send_is_a_fraction_of_building_and_encoding_a_message() -> None:
     assert sent[0].message_id != sent[1].message_id
     direct = count_opcodes(lambda: link.send(payload))
     built = count_opcodes(lambda: link.publish(link.message(payload)))
-    assert direct <= 0.4 * built, (direct, built)
+    # Message.create is cheap too (no pydantic constructor: ~110 opcodes); before either
+    # change the built path took ~730 opcodes and send did not exist.
+    assert direct <= 0.8 * built, (direct, built)
