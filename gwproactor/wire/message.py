@@ -205,7 +205,13 @@ class RawMessage(Payload):
         _set(
             message,
             "__dict__",
-            {"link": link, "topic": topic, "payload": payload, "parsed": parsed},
+            {
+                "link": link,
+                "topic": topic,
+                "payload": payload,
+                "parsed": parsed,
+                "received_at": time.monotonic(),
+            },
         )
         _set(message, "__pydantic_fields_set__", {"link", "topic", "payload", "parsed"})
         _set(message, "__pydantic_extra__", None)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gwproactor.wire.message import Header, Message, RawMessage
@@ -49,10 +50,13 @@ def test_message_create_is_what_model_construct_makes() -> None:
 def test_raw_message_create_is_what_validation_makes() -> None:
     parsed = Hello(n=1)
     for value in (None, parsed):
-        _same(
-            RawMessage.create("child", "dev/1", b"\x00x", value),
-            RawMessage(link="child", topic="dev/1", payload=b"\x00x", parsed=value),
-        )
+        before = time.monotonic()
+        fast = RawMessage.create("child", "dev/1", b"\x00x", value)
+        assert before <= fast.received_at <= time.monotonic()
+        slow = RawMessage(link="child", topic="dev/1", payload=b"\x00x", parsed=value)
+        # The same state but for the clock reading.
+        object.__setattr__(slow, "__dict__", {**slow.__dict__, "received_at": fast.received_at})
+        _same(fast, slow)
 
 
 def test_message_create_is_a_fraction_of_model_construct() -> None:
