@@ -57,7 +57,9 @@ async def test_actor_entries_count_thread_errors_once(caplog: pytest.LogCaptureF
     worker = actors["flaky"]
     assert (worker["kind"], worker["state"], worker["class"]) == ("thread", "running", "Flaky")
     assert worker["messages"] == SENT + 1
-    assert worker["thread_handled"] == SENT + 1
+    # The thread counts a message once its handler returned: the last reply may reach the
+    # loop before the thread has counted the message that sent it.
+    assert worker["thread_handled"] in (SENT, SENT + 1)
     assert worker["errors"] == SENT // 2
     assert worker["last_error"] == "OSError: device read failed (9)"
     assert started <= worker["last_error_time"] <= time.time()
