@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from gwproactor.config._paths import PathSettings
+from gwproactor.store._pattern import validate_route_key
 from gwproactor.store._settings import StoreSettings
 from gwproactor.wire.names import validate_name
 
@@ -45,6 +46,14 @@ ENV_NESTED_DELIMITER = "__"
 _log = logging.getLogger("gwproactor.config")
 
 Name = Annotated[str, AfterValidator(lambda v: validate_name(v, "name"))]
+
+
+def _type_or_pattern(value: str) -> str:
+    validate_route_key(value)
+    return value
+
+
+TypeOrPattern = Annotated[str, AfterValidator(_type_or_pattern)]
 
 
 class QOS(IntEnum):
@@ -277,8 +286,9 @@ class ActorSettings(_Model):
     """An actor to load: ``cls`` is ``package.module:ClassName``."""
 
     cls: str = Field(alias="class")
-    handles: list[Name] = Field(
-        default_factory=list, description="message types from links routed to this actor"
+    handles: list[TypeOrPattern] = Field(
+        default_factory=list,
+        description="message types (or patterns: site.*, gw.?.state) routed to this actor",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="the actor's own")
 

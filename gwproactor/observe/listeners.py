@@ -9,12 +9,15 @@ changes, messages received and dispatched, events stored and acked, and problems
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
+
+from gwproactor.errors import StateError
 
 __all__ = ("CommEvent", "EventListener", "ListenerHub")
 
@@ -38,10 +41,16 @@ class EventListener:
     """A filtered FIFO of comm events. Loop-only.
 
     ``names``: the event names to accept (None: all). ``predicate``: an extra filter.
-    ``history``: how many accepted events to keep for later inspection. ``max_queued``:
-    the FIFO's bound; a listener nobody reads keeps only the newest events (the oldest
-    are dropped and counted in ``dropped``), so a forgotten listener cannot grow without
-    limit at the message rate.
+    ``history``: how many accepted events to keep for later inspection (read-only: a
+    tuple, oldest first, kept after the listener is removed). ``max_queued``: the FIFO's
+    bound; a listener nobody reads keeps only the newest events (the oldest are dropped
+    and counted in ``dropped``), so a forgotten listener cannot grow without limit at the
+    message rate.
+
+    Register it with ``with listener:`` (it must come from a hub: ``proactor.listener``
+    or ``hub.listener``; a listener without one is a StateError there, since it would
+    never hear anything), or several at once with ``with hub.listen(a, b):``. Leaving
+    the ``with`` removes it and clears its FIFO; its history stays.
     """
 
     def __init__(
@@ -57,7 +66,7 @@ class EventListener:
             names = (names,)
         self.names = frozenset(names) if names is not None else None
         self.predicate = predicate
-        self.history: deque[CommEvent] = deque(maxlen=history)
+        self._history: deque[CommEvent] = deque(maxlen=history)
         self._queue: asyncio.Queue[CommEvent] = asyncio.Queue(max_queued)
         self.dropped = 0
         self._hub = hub
@@ -69,19 +78,27 @@ class EventListener:
 
     def put(self, event: CommEvent) -> None:
         if self.accepts(event):
-            self.history.append(event)
+            self._history.append(event)
             if self._queue.full():
                 self._queue.get_nowait()
                 self.dropped += 1
             self._queue.put_nowait(event)
 
+    @property
+    def history(self) -> tuple[CommEvent, ...]:
+        """The last accepted events, oldest first (a copy: read-only)."""
+        return tuple(self._history)
+
     def empty(self) -> bool:
         return self._queue.empty()
 
-    def clear(self) -> None:
-        """Drop every event waiting in the FIFO (the history stays)."""
+    def clear(self) -> list[CommEvent]:
+        """Drop every event waiting in the FIFO and return them, oldest first (the
+        history stays)."""
+        dropped: list[CommEvent] = []
         while not self._queue.empty():
-            self._queue.get_nowait()
+            dropped.append(self._queue.get_nowait())
+        return dropped
 
     async def get(self, timeout: float | None = None) -> CommEvent:
         """The next accepted event. Raises TimeoutError after ``timeout`` seconds."""
@@ -104,8 +121,12 @@ class EventListener:
         return await self._queue.get()
 
     def __enter__(self) -> EventListener:
-        if self._hub is not None:
-            self._hub.add(self)
+        if self._hub is None:
+            raise StateError(
+                "this listener has no hub, so it would never hear anything: make it with "
+                "proactor.listener(...) or register it with hub.listen(listener)"
+            )
+        self._hub.add(self)
         return self
 
     def __exit__(
@@ -116,6 +137,7 @@ class EventListener:
     ) -> None:
         if self._hub is not None:
             self._hub.remove(self)
+        self.clear()
 
 
 class ListenerHub:
@@ -137,6 +159,19 @@ class ListenerHub:
     ) -> EventListener:
         """A listener that registers itself on ``with`` (or call :meth:`add`)."""
         return EventListener(names, predicate, history=history, max_queued=max_queued, hub=self)
+
+    @contextlib.contextmanager
+    def listen(self, *listeners: EventListener) -> Iterator[tuple[EventListener, ...]]:
+        """Register every listener in ``listeners`` (including ones made without a hub)
+        for the ``with`` block; on leaving, remove them and clear their FIFOs."""
+        for listener in listeners:
+            self.add(listener)
+        try:
+            yield listeners
+        finally:
+            for listener in listeners:
+                self.remove(listener)
+                listener.clear()
 
     def add(self, listener: EventListener) -> None:
         if listener not in self._listeners:

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from result import Err, Ok, Result
@@ -37,7 +38,7 @@ from gwproactor.observe.history import GatewayHistory
 from gwproactor.observe.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.stats import ProactorStats
-from gwproactor.routing import Dispatcher, InboundRouter, RawRouter
+from gwproactor.routing import Dispatcher, InboundRouter, RawRouter, Routes
 from gwproactor.runtime._health import GatewayHealth
 from gwproactor.runtime._instance import InstanceLock
 from gwproactor.runtime._lifecycle import Lifecycle, ProactorState
@@ -101,7 +102,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
             self.mqtt_clients, self._name, self._logger
         )
         self._communicators: dict[str, CommunicatorInterface] = {}
-        self._routes: dict[str, str] = {}
+        self._routes = Routes()
         self._started_runnables: list[Runnable] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._life = Lifecycle(self._name, self._lifecycle)
@@ -334,13 +335,18 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         return Ok(None)
 
     @property
-    def routes(self) -> dict[str, str]:
-        """Message type -> communicator, for link messages that name no actor."""
+    def routes(self) -> Routes:
+        """Message type (or pattern) -> communicator, for link messages and events that
+        name no actor; ``routes.get(type_name)`` resolves patterns."""
         return self._routes
 
     def route(self, message_type: str, communicator_name: str) -> None:
-        """Send link messages of ``message_type`` that name no actor to this communicator."""
-        self._routes[message_type] = communicator_name
+        """Send link messages and events of ``message_type`` that name no actor to this
+        communicator. ``message_type`` may be a pattern (``site.*``: ``site`` and every
+        type below it; ``gw.?.state``: one level); an exact type wins over patterns, else
+        the first pattern routed. Raises ConfigError (InvalidNameError for a bad type name)
+        for a key that could never match."""
+        self._routes.add(message_type, communicator_name)
 
     def get_communicator(self, name: str) -> CommunicatorInterface | None:
         """The communicator named ``name``, or ``None``."""
@@ -368,6 +374,12 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
     ) -> EventListener:
         """A listener for comm events; registered while used as ``with``."""
         return self.hub.listener(names, predicate, history=history, max_queued=max_queued)
+
+    def listen(
+        self, *listeners: EventListener
+    ) -> AbstractContextManager[tuple[EventListener, ...]]:
+        """Register several listeners for one ``with`` block (see ``ListenerHub.listen``)."""
+        return self.hub.listen(*listeners)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ import functools
 import sqlite3
 from dataclasses import dataclass
 
-from gwproactor.errors import InvalidQueryError
+from gwproactor.errors import ConfigError, InvalidQueryError
+from gwproactor.wire.names import is_valid_name, validate_name
 
 __all__ = (
     "SQL_MATCH_FUNCTION",
@@ -24,6 +25,7 @@ __all__ = (
     "compile_pattern",
     "match_type",
     "register_sql_function",
+    "validate_route_key",
 )
 
 ONE_LEVEL = "?"
@@ -145,3 +147,18 @@ def register_sql_function(connection: sqlite3.Connection) -> None:
     Thread: the thread that owns ``connection``.
     """
     connection.create_function(SQL_MATCH_FUNCTION, 2, _sql_match, deterministic=True)
+
+
+def validate_route_key(key: str) -> TypePattern:
+    """``key`` as a pattern: a type name (an exact route) or a pattern with ``?`` (one
+    level) and ``*`` (any trailing levels) as whole levels. Raises ConfigError naming what
+    is wrong, so a route that could never match is refused rather than kept silently."""
+    try:
+        pattern = compile_pattern(key)
+    except InvalidQueryError as e:
+        raise ConfigError(f"route {key!r}: {e}") from e
+    if pattern.is_exact:
+        validate_name(key, "message type")  # InvalidNameError names the character
+    elif not all(is_valid_name(level) for level in pattern.levels if level not in "?*"):
+        raise ConfigError(f"route {key!r}: a level is not a valid name part")
+    return pattern

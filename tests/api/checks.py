@@ -230,18 +230,21 @@ async def check_actor_receives_from_the_peer(env: Env) -> None:
 
 
 class InitActor(Actor):
-    """Loaded by name through ``ActorInterface.load``; ``init`` runs after construction."""
+    """Loaded by name (``ActorInterface.load``, or a config's ``class``); ``init`` runs
+    after construction. Records what it is given."""
 
     def __init__(
         self, name: str, services: ServicesInterface, settings: ActorSettings | None = None
     ) -> None:
         super().__init__(name, services, settings)
         self.initialised = False
+        self.seen: list[Message[Any]] = []
 
     def init(self) -> None:
         self.initialised = True
 
     def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        self.seen.append(message)
         return Ok(None)
 
 

@@ -6,8 +6,6 @@ reference file itself (``tests/api/reference.py``)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,18 +15,9 @@ from tests.api.inventory import README, ROWS, migration_table, replace_readme_ta
 from tests.api.reference import Kind, reference_names
 
 if TYPE_CHECKING:
-    from tests.support.fixtures import MosquittoFactory
+    pass
 
 NAMES = [ref.name for ref in reference_names()]
-
-
-@pytest.fixture
-async def env(mosquitto_factory: MosquittoFactory, tmp_path: Path) -> AsyncIterator[Env]:
-    environment = Env(mosquitto_factory, tmp_path)
-    try:
-        yield environment
-    finally:
-        await environment.close()
 
 
 def _resolve(dotted: str) -> object:
