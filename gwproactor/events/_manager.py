@@ -328,7 +328,18 @@ class EventManager:
         else:
             self.uploader.link_inactive()
 
+    def peer_presence(self, link: Link, presence: str) -> None:
+        """The retained presence of ``link``'s peer changed (``online``/``offline``)."""
+        uploader = self.uploader
+        if uploader is None or link is not uploader.link:
+            return
+        if presence == "offline":
+            uploader.peer_offline()
+        elif presence == "online":
+            uploader.peer_online()
+
     def acked(self, link: Link, message_id: str) -> None:
+
         if self.uploader is not None and link is self.uploader.link:
             self.uploader.acked(message_id)
 

@@ -42,6 +42,8 @@ class UploaderStats:
     reads: int = 0
     ack_errors: int = 0
     failed_attempts: int = 0
+    held_for_peer: int = 0  # uploads paused because the peer went offline under us
+
     held_back: int = 0  # pending events this link's codec cannot encode (left stored)
 
 
@@ -88,6 +90,7 @@ class Uploader:
         self._uncleared = 0  # acked, not yet deleted (the store's pending count lags by it)
         self._generation = 0  # bumps on every (de)activation; stale reads are dropped
         self._active = False
+        self._held = False  # paused by peer_offline until the peer answers again
         # While a large backlog drains: (monotonic start, acked total at the start).
         self._drain: tuple[float, int] | None = None
         self._held_back_types: set[str] = set()
@@ -104,6 +107,7 @@ class Uploader:
         """The upstream link became active: start from the oldest pending event."""
         self._generation += 1
         self._active = True
+        self._held = False
         self._reset()
         pending = self.store.pending_count
         self._drain = None
@@ -114,14 +118,32 @@ class Uploader:
             self._log.debug("re-uploading %d pending events", pending)
         self._pump()
 
-    def link_inactive(self) -> None:
+    def peer_offline(self) -> None:
+        """The upstream peer's presence went offline (its will: it died, or a clean stop)
+        while our link is still up. Stop sending at once: what goes out now reaches nobody,
+        and what came after it would overtake it at the peer once it is back. What is in
+        flight is forgotten (not a failed attempt) and sent again from the oldest pending
+        event once the peer is back (:meth:`peer_online`) or the link becomes active anew."""
+        if self._active:
+            self._held = True
+            self.stats.held_for_peer += 1
+            self.link_inactive(count_failures=False)
+
+    def peer_online(self) -> None:
+        """The upstream peer is back: resume from the oldest pending event. (A peer
+        subscribes before it publishes its presence, on the same connection, so a broker
+        has its subscription in place by the time "online" reaches us.)"""
+        if self._held and self.link.active:
+            self.link_active()
+
+    def link_inactive(self, *, count_failures: bool = True) -> None:
         """The upstream link stopped being active (lost, or stopping): forget what is in
         flight (counting the attempts that failed) and cancel a backlog read in flight, so
         nothing of the uploader outlives the link at stop."""
         self._generation += 1
         self._active = False
         self.stats.resent_after_reconnect += len(self._inflight)
-        if self._inflight and self._on_failed is not None:
+        if count_failures and self._inflight and self._on_failed is not None:
             # 0.9: the link's ack timer and ours start a moment apart.
             cutoff = time.monotonic() - 0.9 * self.link.settings.ack_timeout_seconds
             failed = [eid for eid, (_, sent) in self._inflight.items() if sent <= cutoff]

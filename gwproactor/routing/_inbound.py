@@ -125,6 +125,7 @@ class InboundRouter(LinkOwner):
         self._log.info("%s: peer %s is %s", link.name, link.peer, presence)
         if self._hub:
             self._hub.emit("link.presence", link.name, {"peer": link.peer, "presence": presence})
+        self.events.peer_presence(link, presence)
 
     def on_link_raw_message(self, link: Link, topic: str, payload: bytes) -> None:
         self._raw.received(link, topic, payload)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
 import sys
 from collections import deque
@@ -51,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--rate", type=float, default=0.0, help="events/s (0: flat out)")
     parser.add_argument("--ack-timeout", type=float, default=5.0, help="the link's, in s")
+    parser.add_argument("--upload-window", type=int, default=200, help="events in flight")
     parser.add_argument("--exit-when-drained", action="store_true")
     return parser.parse_args(argv)
 
@@ -68,6 +71,7 @@ def build(args: argparse.Namespace) -> Proactor:
             )
         },
         paths=PathSettings(state_dir=args.state_dir),
+        num_initial_event_reuploads=args.upload_window,
     )
     return Proactor(settings, REGISTRY)
 
@@ -155,4 +159,6 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    # CHILD_LOG_LEVEL=INFO shows the child's link and uploader in its log file.
+    logging.basicConfig(level=os.environ.get("CHILD_LOG_LEVEL", "WARNING"))
     sys.exit(asyncio.run(main(parse_args())))
