@@ -11,6 +11,7 @@ queue, dispatch, raw topics) -> ``actor`` (communicators, thread actors) and ``e
 ``web``, ``config`` and ``cli`` surround them. This module is the curated public surface.
 """
 
+from gwproactor._version import __version__
 from gwproactor.actor.communicator import (
     Actor,
     ActorInterface,
@@ -63,13 +64,14 @@ from gwproactor.observe.listeners import CommEvent, EventListener
 from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.logging_setup import format_exceptions, setup_logging
 from gwproactor.observe.problems import ProblemEvent, Problems
-from gwproactor.observe.stats import LinkStats, ProactorStats
+from gwproactor.observe.stats import ActorActivity, LinkStats, ProactorStats
+from gwproactor.routing import Routes
 from gwproactor.runtime._lifecycle import ProactorState
 from gwproactor.runtime.proactor import Proactor
 from gwproactor.store import StoredEvent
 from gwproactor.watchdog import ExternalWatchdogCommandBuilder
 from gwproactor.watchdog.monitored import MonitoredName
-from gwproactor.wire.codec import JsonCodec, MessageRegistry
+from gwproactor.wire.codec import Codec, JsonCodec, MessageRegistry
 from gwproactor.wire.message import (
     Ack,
     AnyEvent,
@@ -81,13 +83,12 @@ from gwproactor.wire.message import (
     RawMessage,
 )
 
-__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
-
 __all__ = (
     "__version__",
     # runtime
     "Proactor",
     "ProactorState",
+    "Routes",
     "ProactorSettings",
     "LoggingSettings",
     "WatchdogSettings",
@@ -118,6 +119,7 @@ __all__ = (
     "StoredEvent",
     "EventFuture",
     "MessageRegistry",
+    "Codec",
     "JsonCodec",
     # links and MQTT
     "Link",
@@ -138,6 +140,7 @@ __all__ = (
     "ProactorLogger",
     "ProactorStats",
     "LinkStats",
+    "ActorActivity",
     "Problems",
     "ProblemEvent",
     "setup_logging",

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from gwproactor._version import __version__
 from gwproactor.actor.communicator import CommunicatorInterface
 from gwproactor.config import ProactorSettings
 from gwproactor.events import EventManager
@@ -88,7 +89,6 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
     uploader = proactor.events.uploader
     watchdog = proactor.watchdog
     watched = watchdog.snapshot()
-    from gwproactor import __version__  # here: the package imports this module
 
     return {
         "gateway": proactor.name,

@@ -110,6 +110,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         self._stopped: asyncio.Event | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._started_at = 0.0
+        self._signalled = False
         # The parts, built once in dependency order; each is handed what it uses (none of
         # them sees the Proactor).
         self.links: dict[str, Link] = {}
@@ -464,25 +465,34 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
 
     async def run_forever(self, *, handle_signals: bool = True) -> None:
         """Start, run until ``stop`` (or SIGTERM/SIGINT when ``handle_signals`` and on the
-        main thread), then stop cleanly."""
-        await self.start()
-        assert self._loop is not None and self._stop_requested is not None
+        main thread), then stop cleanly. The signal handlers are in place before ``start``:
+        a signal that arrives while the proactor starts stops it as soon as it is running
+        (never the default action, which would kill it without a clean stop)."""
+        loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
+        self._signalled = False
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                self._loop.add_signal_handler(sig, self._on_signal, sig)
+                loop.add_signal_handler(sig, self._on_signal, sig)
                 installed.append(sig)
         try:
+            await self.start()
+            assert self._stop_requested is not None
+            if self._signalled:
+                self.stop()
             await self._stop_requested.wait()
             self.stop()
             await self.join()
         finally:
             for sig in installed:
-                self._loop.remove_signal_handler(sig)
+                loop.remove_signal_handler(sig)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self._lifecycle.info("%s: %s, stopping", self._name, sig.name)
-        self.stop()
+        if self._life.state in (ProactorState.constructed, ProactorState.starting):
+            self._signalled = True  # run_forever stops it once start() has returned
+        else:
+            self.stop()
 
     async def _shutdown(self) -> None:
         # Shielded: a cancelled caller must not leave links half-closed or threads running.

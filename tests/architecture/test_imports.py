@@ -123,4 +123,4 @@ def test_folders_follow_the_spine() -> None:
     for stage in stages:
         assert (PACKAGE / stage / "__init__.py").is_file(), stage
     flat = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert flat == ["__init__.py", "__main__.py", "errors.py"], flat
+    assert flat == ["__init__.py", "__main__.py", "_version.py", "errors.py"], flat

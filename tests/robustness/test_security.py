@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings, TlsSettings
-from gwproactor.config import load_settings
+from gwproactor.config import PathSettings, load_settings
 from gwproactor.errors import ConfigError
 from gwproactor.wire.codec import JsonCodec
 from gwproactor.wire.message import Message
@@ -357,7 +357,7 @@ def _assert_no_secret(text: str, where: str) -> None:
 
 @pytest.mark.broker
 async def test_secrets_never_appear_in_logs_status_or_repr(
-    mosquitto_factory: MosquittoFactory, caplog: pytest.LogCaptureFixture
+    mosquitto_factory: MosquittoFactory, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
     broker = mosquitto_factory(users={"parent": PARENT_SECRET, "child": CHILD_SECRET})
@@ -371,9 +371,13 @@ async def test_secrets_never_appear_in_logs_status_or_repr(
 
     parent = Proactor(settings("parent", "child", "downstream", PARENT_SECRET), REGISTRY)
     child = Proactor(settings("child", "parent", "upstream", CHILD_SECRET), REGISTRY)
-    impostor = Proactor(
-        settings("child", "parent", "upstream", WRONG_SECRET, client_id="impostor"), REGISTRY
+    # Another host posing as the child: same name, its own state directory (one process may
+    # not run two instances of a gateway on one state directory: the instance lock).
+    impostor_settings = settings("child", "parent", "upstream", WRONG_SECRET, client_id="impostor")
+    impostor_settings = impostor_settings.model_copy(
+        update={"paths": PathSettings(state_dir=tmp_path / "impostor")}
     )
+    impostor = Proactor(impostor_settings, REGISTRY)
     rx = Recorder("rx", child)
     child.add_communicator(rx)
     statuses: list[str] = []
