@@ -10,6 +10,7 @@ backoff, and ``clash_after_drops`` short ones in a row raise a problem naming th
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ async def test_same_client_id_twice_is_reported_and_backs_off(
         await wait_active(first, "parent")
         with first.listener("problem") as problems_1, second.listener("problem") as problems_2:
             async with running(second):
+                started = time.monotonic()
                 # Each CONNECT throws the other out; whichever notices first reports it.
                 problem_1 = problems_1.wait_for(
                     lambda e: e.source == "parent: client_id_clash", TIMEOUT
@@ -70,5 +72,11 @@ async def test_same_client_id_twice_is_reported_and_backs_off(
                 clients = [p.mqtt_clients.client("parent") for p in (first, second)]
                 assert max(c.backoff_steps for c in clients) >= DROPS
                 assert max(c.stats.short_connections for c in clients) >= DROPS
+                connects = sum(c.stats.connects for c in clients)
+                print(
+                    f"clash reported {time.monotonic() - started:.2f} s after the twin started; "
+                    f"{connects} connects in all; backoff steps "
+                    f"{[c.backoff_steps for c in clients]}"
+                )
         # The twin is gone: the first gateway settles.
         await wait_active(first, "parent", TIMEOUT)

@@ -94,11 +94,9 @@ async def test_a_second_run_of_the_same_gateway_exits_saying_who_runs_it(tmp_pat
         print(f"second instance refused in {took:.2f} s: {text.strip().splitlines()[-1]}")
         first.send_signal(signal.SIGKILL)
         await first.wait()
-    # The kernel dropped the dead holder's lock: a new instance starts.
+    # The kernel dropped the dead holder's lock: a new instance starts (and is killed).
     async with _gateway(config) as third:
-        third.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(START_TIMEOUT):
-            assert await third.wait() == 0
+        assert third.returncode is None
 
 
 async def test_two_gateways_of_one_state_dir_in_one_process(tmp_path: Path) -> None:
