@@ -367,10 +367,7 @@ async def test_secrets_never_appear_in_logs_status_or_repr(
     ) -> ProactorSettings:
         login = _plain_broker(broker, username=name, password=SecretStr(password))
         link = LinkSettings(peer=peer, role=role, broker=login, client_id=client_id)
-        # The impostor is another machine: a state directory of its own (one gateway per
-        # state directory is locked).
-        paths = {"state_dir": tmp_path / "impostor"} if client_id else {}
-        return ProactorSettings(name=name, links={"link": link}, paths=paths)
+        return ProactorSettings(name=name, links={"link": link})
 
     parent = Proactor(settings("parent", "child", "downstream", PARENT_SECRET), REGISTRY)
     child = Proactor(settings("child", "parent", "upstream", CHILD_SECRET), REGISTRY)
