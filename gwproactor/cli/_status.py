@@ -256,6 +256,9 @@ def _gateway(status: Mapping[str, Any]) -> Table:
     )
     if uploader is not None:
         table.add_row("upload", f"{uploader['in_flight']} in flight to {uploader['link']}")
+    for warning in status.get("warnings", ()):
+        table.add_row("warning", Text(str(warning), style="bold yellow"))
+
     stalled = [n for n, entry in watchdog["names"].items() if entry["stalled"]]
     table.add_row(
         "watchdog",

@@ -159,6 +159,25 @@ class EventManager:
             message_id=stored.event_id,
         )
 
+    @property
+    def stranded(self) -> int:
+        """Pending events with no upstream link to take them (the config lost its upstream
+        role since they were stored): they stay in the store, going nowhere."""
+        return self.store.pending_count if self.uploader is None else 0
+
+    def warn_if_stranded(self) -> None:
+        """At start: say so if pending events have no upstream link (see :attr:`stranded`)."""
+        stranded = self.stranded
+        if stranded:
+            self._report_problem(
+                f"events: {stranded} pending events have no upstream link",
+                f"the store holds {stranded} events waiting for an upstream ack, but this "
+                "gateway has no upstream link now; they stay in the store. Add the upstream "
+                "link back, or see them with: gwproactor store CONFIG export --which pending",
+                error=False,
+                key="events.stranded",
+            )
+
     def redeliver(self) -> None:
         """Queue the events :meth:`load_undelivered` found, in store order (call right after
         the dispatcher starts, before any link can deliver something newer)."""

@@ -110,6 +110,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             "pending_bytes": store.pending_bytes,
             "archive_count": store.archive_count,
             "dead_letter_count": store.dead_letter_count,
+            "stranded_pending": proactor.events.stranded,
             "durability": store.settings.durability,
             "overflow_policy": store.settings.overflow_policy,
             "stats": _fields(store.stats),
@@ -144,6 +145,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
         },
         "stats": proactor.stats.as_dict() | {"links": None},
         "history": proactor.history.snapshot(wall),
+        "warnings": _warnings(proactor),
         "recent_problems": [
             {
                 "time": p.time,
@@ -159,7 +161,26 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
     }
 
 
+def _warnings(proactor: StatusSources) -> list[str]:
+    """Standing conditions an operator must act on (not events: they hold until fixed)."""
+    out = []
+    stranded = proactor.events.stranded
+    if stranded:
+        out.append(
+            f"{stranded} pending events have no upstream link: they stay in the store "
+            "(gwproactor store CONFIG export --which pending)"
+        )
+    dead = proactor.store.dead_letter_count
+    if dead:
+        out.append(
+            f"{dead} events are in the dead letters: upstream never acked them "
+            "(gwproactor store CONFIG dead-letters)"
+        )
+    return out
+
+
 def _fields(obj: object) -> dict[str, Any]:
+
     slots = getattr(obj, "__slots__", None)
     names = slots if slots is not None else vars(obj)
     return {name: getattr(obj, name) for name in names}

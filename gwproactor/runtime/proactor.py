@@ -409,6 +409,8 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
             self.events.start()
             # Before the links start: nothing newer may overtake what is still owed.
             await self.events.load_undelivered()
+            self.events.warn_if_stranded()
+
             for link in self.links.values():
                 link.start()
             self.dispatcher.start(f"proactor[{self._name}].dispatch")

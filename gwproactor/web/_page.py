@@ -285,7 +285,9 @@ def _cards(status: Mapping[str, Any]) -> str:
         f'<p class="big">{int(store["pending_count"])} events</p>'
         f"<p>{escape(_bytes(store['pending_bytes']))} awaiting upload · "
         f"{int(store['archive_count'])} archived · store {escape(str(store['state']))}</p>"
-        f"{in_flight}</div>"
+        f"{in_flight}"
+        + "".join(f"<p><b>{escape(str(w))}</b></p>" for w in status.get("warnings", ()))
+        + "</div>"
         f'<div class="card" id="watchdog"><h3>Watchdog</h3>{dog}</div>'
         f"{backlog_card(status.get('history', {}), int(store['pending_count']), status['time'])}"
         "</div>"
