@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench.py            # 5 rounds, about 4 minutes on 2 cores
     .venv/bin/python scripts/bench.py --quick    # a smoke run, well under a minute
     .venv/bin/python scripts/bench.py --rounds 3 --only receive,latency --json out.json
+    .venv/bin/python scripts/bench.py --only flash   # bytes written per event (flash wear)
 
 It starts its own mosquitto on a free loopback port (never the system broker), runs raw
 paho and gwproactor interleaved over several rounds, each receiver/publisher/probe in its
@@ -35,12 +36,18 @@ for _path in (str(SCRIPTS), str(REPO)):
         sys.path.insert(0, _path)
 
 from _bench_figures import build_figures, integrity_warnings  # noqa: E402
+from _bench_flash import render as render_flash  # noqa: E402
+from _bench_flash import run_flash  # noqa: E402
 from _bench_procs import BenchError, Workers  # noqa: E402
 from _bench_report import render_table, verdict_summary  # noqa: E402
 from _bench_rounds import SECTIONS, Plan, Round  # noqa: E402
 from _bench_wire import ENVELOPE_BYTES, Json  # noqa: E402
 
 from gwproactor.testing.mosquitto import Mosquitto, MosquittoError, find_mosquitto  # noqa: E402
+
+# "flash" runs once after the rounds (absolute figures of gwproactor, no raw-paho side).
+FLASH = "flash"
+ALL_SECTIONS = (*SECTIONS, FLASH)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small counts, 2 rounds: a smoke run")
     parser.add_argument(
         "--only",
-        default=",".join(SECTIONS),
-        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})",
+        default=",".join(ALL_SECTIONS),
+        help=f"comma-separated sections to run (default all: {','.join(ALL_SECTIONS)})",
     )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="save results")
     parser.add_argument(
@@ -61,12 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
-    unknown = set(sections) - set(SECTIONS)
+    unknown = set(sections) - set(ALL_SECTIONS)
     if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {ALL_SECTIONS}")
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    args.sections = sections
+    args.flash = FLASH in sections
+    args.sections = tuple(s for s in sections if s != FLASH)
     return args
 
 
@@ -132,7 +140,7 @@ def print_intro(plan: Plan, env: Json) -> None:
         )
 
 
-def run(plan: Plan, work_dir: Path) -> tuple[Json, list[Json]]:
+def run(plan: Plan, work_dir: Path, flash: Json) -> tuple[Json, list[Json]]:
     broker = Mosquitto(
         work_dir / "broker",
         name="bench-broker",
@@ -149,7 +157,7 @@ def run(plan: Plan, work_dir: Path) -> tuple[Json, list[Json]]:
     ):  # entering the broker starts it
         env = environment(broker)
         print_intro(plan, env)
-        for index in range(plan.rounds):
+        for index in range(plan.rounds if plan.sections else 0):
             started = time.monotonic()
             print(f"round {index + 1}/{plan.rounds} (order: ", end="", flush=True)
             one = Round(index, plan, workers, broker.port)
@@ -158,6 +166,13 @@ def run(plan: Plan, work_dir: Path) -> tuple[Json, list[Json]]:
             result["seconds"] = time.monotonic() - started
             rounds.append(result)
             workers.stop_all()
+        if "run" in flash:
+            print(
+                "flash wear: 4 cases at once (2 events/s and a burst, durability full and "
+                "normal)...",
+                flush=True,
+            )
+            flash["rows"] = run_flash(broker.port, work_dir, flash["quick"])
     return env, rounds
 
 
@@ -175,11 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="gwproactor-bench-"))
     started = time.monotonic()
     try:
-        env, rounds = run(plan, work_dir)
+        flash: Json = {"run": True, "quick": args.quick} if args.flash else {}
+        env, rounds = run(plan, work_dir, flash)
     except KeyboardInterrupt:
         print("\ninterrupted: every subprocess and the broker were stopped", file=sys.stderr)
         return 130
-    except (BenchError, MosquittoError) as e:
+    except (BenchError, MosquittoError, RuntimeError) as e:
         print(f"\nbenchmark failed: {e}", file=sys.stderr)
         return 1
     finally:
@@ -188,13 +204,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
     elapsed = time.monotonic() - started
-    figures = build_figures(rounds, plan)
-    print()
-    print(render_table(figures))
-    for warning in integrity_warnings(rounds):
-        print(f"WARNING: {warning}")
-    print()
-    print(verdict_summary(figures))
+    figures = build_figures(rounds, plan) if rounds else []
+    if rounds:
+        print()
+        print(render_table(figures))
+        for warning in integrity_warnings(rounds):
+            print(f"WARNING: {warning}")
+        print()
+        print(verdict_summary(figures))
+    if flash.get("rows"):
+        print()
+        print(render_flash(flash["rows"]))
     print(
         f"total time {elapsed:.0f} s; load average (1 min) {env['load_average_at_start']:.1f} "
         f"at start, {os.getloadavg()[0]:.1f} at the end, {env['cpus']} CPU(s)"
@@ -208,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seconds": elapsed,
                     "figures": [f.as_json() for f in figures],
                     "rounds": rounds,
+                    "flash": flash.get("rows", []),
                 },
                 indent=2,
             )
