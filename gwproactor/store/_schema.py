@@ -263,6 +263,8 @@ def _closed_on_failure(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
 
 
 def _configure(conn: sqlite3.Connection, path: Path, settings: StoreSettings) -> None:
+    # Only a new (empty) file takes it; before journal_mode, which writes the first page.
+    conn.execute(f"PRAGMA page_size = {settings.page_size}")
     (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
     if mode != "wal":
         raise StoreError(f"event store {path}: sqlite refused WAL mode (got {mode!r})")

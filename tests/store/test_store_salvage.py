@@ -16,8 +16,6 @@ from gwproactor.store import StoreSettings
 
 from ._support import StoreFactory, append, eid, gather, ok, started, store_factory, wait
 
-PAGE = 4096
-
 
 @pytest.fixture
 async def make_store(tmp_path: Path) -> AsyncIterator[StoreFactory]:
@@ -32,9 +30,11 @@ def _root_page(path: Path, name: str) -> int:
 
 
 def _overwrite_page(path: Path, page: int) -> None:
-    """4 KiB of garbage over page ``page`` (sqlite numbers pages from 1)."""
+    """Garbage over page ``page`` (sqlite numbers pages from 1), whatever the page size."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
     data = bytearray(path.read_bytes())
-    data[(page - 1) * PAGE : page * PAGE] = bytes(range(256)) * (PAGE // 256)
+    data[(page - 1) * size : page * size] = bytes(range(256)) * (size // 256)
     path.write_bytes(bytes(data))
 
 

@@ -1,0 +1,80 @@
+"""Gentle on flash: a new store uses small pages, and an ack that comes alone waits (up to
+``ack_delay_seconds``) for the next write to share its transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gwproactor.store import StoreSettings
+
+from ._support import StoreFactory, append, eid, ok, started, store_factory, wait
+
+
+@pytest.fixture
+async def make_store(tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    async with store_factory(tmp_path) as make:
+        yield make
+
+
+def _page_size(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
+        return int(size)
+
+
+async def test_a_new_store_has_small_pages_an_old_one_keeps_its_own(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
+    store, _ = await started(make_store)
+    ok(await wait(append(store, 1)))
+    await wait(store.stop())
+    assert _page_size(store.path) == 512
+    old = tmp_path / "old.db"
+    first, _ = make_store(StoreSettings(page_size=4096), path=old)
+    await wait(first.start())
+    await wait(first.stop())
+    again, _ = make_store(path=old)
+    await wait(again.start())
+    ok(await wait(append(again, 2)))
+    await wait(again.stop())
+    assert _page_size(old) == 4096
+
+
+async def test_an_ack_rides_with_the_next_append_in_one_commit(
+    make_store: StoreFactory,
+) -> None:
+    store, _ = await started(make_store, StoreSettings(ack_delay_seconds=30.0))
+    ok(await wait(append(store, 0)))
+    batches = store.stats.committed_batches
+    acked = store.ack(eid(0))
+    assert ok(await wait(append(store, 1))) == 2
+    assert ok(await wait(acked)) is True
+    assert store.stats.committed_batches == batches + 1  # the delete and the insert
+    assert store.pending_count == 1
+
+
+async def test_an_ack_alone_is_committed_after_the_delay(make_store: StoreFactory) -> None:
+    store, _ = await started(make_store, StoreSettings(ack_delay_seconds=0.2))
+    ok(await wait(append(store, 0)))
+    started_at = time.monotonic()
+    assert ok(await wait(store.ack(eid(0)))) is True
+    assert time.monotonic() - started_at >= 0.2
+    assert store.pending_count == 0
+
+
+async def test_a_read_or_a_stop_commits_held_acks_first(make_store: StoreFactory) -> None:
+    store, _ = await started(make_store, StoreSettings(ack_delay_seconds=30.0))
+    for i in range(3):
+        ok(await wait(append(store, i)))
+    acked = store.ack(eid(0))
+    assert [e.event_id for e in await wait(store.backlog(0, 10))] == [eid(1), eid(2)]
+    assert ok(await wait(acked)) is True
+    late = store.ack(eid(1))
+    await wait(store.stop())
+    assert ok(await wait(late)) is True
