@@ -108,31 +108,67 @@ def _copy(
         return 0
     names = ", ".join(columns)
     read = f"SELECT {names} FROM {table} NOT INDEXED WHERE seq > ? ORDER BY seq"  # noqa: S608 - constant names
+    one = f"SELECT {names} FROM {table} NOT INDEXED WHERE seq = ?"  # noqa: S608 - constant names
     write = f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
     top = _max_seq(source, table)
     saved = skips = 0
-    last = 0
+    last = 0  # the highest seq read (or skipped past)
+    gap_from: int | None = None  # the last seq read before a damaged part
     step = 1
     while True:
         try:
             for row in source.execute(read, (last,)):
+                if gap_from is not None:
+                    # Jumped past the damage: the jump may have passed readable rows too.
+                    saved += _probe(source, fresh, one, write, range(gap_from + 1, row[0]))
+                    gap_from = None
                 last, step = row[0], 1
-                try:
-                    saved += fresh.execute(write, row).rowcount
-                except sqlite3.IntegrityError:
-                    continue  # a row damaged into nonsense (a NULL where none may be)
-                except sqlite3.Error as exc:  # the fresh store failed: not the source's damage
-                    raise FreshStoreError(str(exc)) from exc
+                saved += _write(fresh, write, row)
         except sqlite3.DatabaseError as exc:
             skips += 1
+            if gap_from is None:
+                gap_from = last
             if skips > _MAX_SKIPS or (top is not None and last >= top):
                 logger.warning("salvage: %s: giving up after seq %d: %s", table, last, exc)
+                if top is not None and gap_from < top:
+                    saved += _probe(source, fresh, one, write, range(gap_from + 1, top + 1))
                 return saved
             # Jump over the damaged part, further each time it is still in the way.
             last += step
             step *= 2
         else:
             return saved
+
+
+_MAX_PROBES: Final = 100_000  # single-row reads to fill one gap left by a jump
+
+
+def _probe(
+    source: sqlite3.Connection,
+    fresh: sqlite3.Connection,
+    one: str,
+    write: str,
+    seqs: range,
+) -> int:
+    """Read the rows of ``seqs`` one by one (each fails alone if its page is damaged)."""
+    saved = 0
+    for seq in seqs[:_MAX_PROBES]:
+        try:
+            row = source.execute(one, (seq,)).fetchone()
+        except sqlite3.DatabaseError:
+            continue
+        if row is not None:
+            saved += _write(fresh, write, row)
+    return saved
+
+
+def _write(fresh: sqlite3.Connection, write: str, row: tuple[object, ...]) -> int:
+    try:
+        return fresh.execute(write, row).rowcount
+    except sqlite3.IntegrityError:
+        return 0  # a row damaged into nonsense (a NULL where none may be)
+    except sqlite3.Error as exc:  # the fresh store failed: not the source's damage
+        raise FreshStoreError(str(exc)) from exc
 
 
 def _max_seq(source: sqlite3.Connection, table: str) -> int | None:

@@ -71,20 +71,18 @@ async def test_a_damaged_index_page_costs_no_event(make_store: StoreFactory) -> 
 async def test_a_damaged_table_page_costs_only_its_rows(make_store: StoreFactory) -> None:
     path = await _store_of(make_store, 400)
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        pages = sorted(
-            {
-                int(page)
-                for (page,) in conn.execute(
-                    "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'"
-                )
-            }
-        )
-    _overwrite_page(path, pages[len(pages) // 2])  # a leaf in the middle of the table
+        leaves = conn.execute(
+            "SELECT pageno, ncell FROM dbstat WHERE name = 'events' AND pagetype = 'leaf' "
+            "ORDER BY pageno"
+        ).fetchall()
+    page, rows_on_page = leaves[len(leaves) // 2]  # a leaf in the middle of the table
+    _overwrite_page(path, page)
     store, problems = make_store()
     await wait(store.start())
     saved, lost = _saved_lost(problems.details("store.corrupt")[0])
-    assert 0 < int(lost) < 100
+    assert int(lost) == rows_on_page  # exactly the rows of that page, no more
     assert saved + int(lost) == 400
+
     assert store.pending_count == saved
     ids = [e.event_id for e in await wait(store.backlog(0, 1000))]
     assert ids == sorted(ids)  # in order, with a gap where the page was
