@@ -255,7 +255,10 @@ class GwprotoCodec:
             )
         try:
             envelope = json.loads(payload)
-        except ValueError as e:
+            # json accepts lone surrogate escapes ("\\ud800"), which no encoder (the store's,
+            # an ack's) can write again; deep nesting raises RecursionError.
+            _dumps(envelope)
+        except (ValueError, RecursionError) as e:
             return Err(DecodeError("json", str(e), topic))
         parsed = _parse_envelope(envelope)
         if isinstance(parsed, str):

@@ -281,3 +281,15 @@ def test_the_readme_examples_load(tmp_path: Path) -> None:
         assert link.codec == "gwproto" and link.qos == 0 and not link.presence
         roles.add(link.role)
     assert roles == {"upstream", "downstream"}
+
+
+def test_json_that_parses_but_cannot_be_handled_is_a_json_error() -> None:
+    """Python's json accepts a lone surrogate escape (which can never be encoded again, for
+    the store or an ack) and raises RecursionError on deep nesting: both are bad input."""
+    surrogate = json.dumps(envelope(reading(Note="\ud800"))).encode()
+    assert b"\\ud800" in surrogate
+    assert parent_codec().decode(EVENT_TOPIC, surrogate).err_value.reason == "json"  # type: ignore[union-attr]
+    deep = json.dumps(envelope(reading(Deep=0))).encode()
+    deep = deep.replace(b'"Deep": 0', b'"Deep": ' + b"[" * 100_000 + b"]" * 100_000)
+    assert len(deep) < 256 * 1024  # under the size limit: the parser sees it
+    assert parent_codec().decode(EVENT_TOPIC, deep).err_value.reason == "json"  # type: ignore[union-attr]
