@@ -219,6 +219,12 @@ class RawMessage(Payload):
         return message
 
 
+# What the store's INTEGER column holds (a signed 64-bit integer): a peer's event outside it
+# would fail the store's whole group commit with an OverflowError.
+_MIN_TIME_NS = -(2**63)
+_MAX_TIME_NS = 2**63 - 1
+
+
 class Event(Payload):
     """Base of events: durable, acknowledged by the upstream peer, re-uploaded after an outage.
 
@@ -228,7 +234,7 @@ class Event(Payload):
     """
 
     src: str = ""
-    time_ns: int = Field(default_factory=time.time_ns)
+    time_ns: int = Field(default_factory=time.time_ns, ge=_MIN_TIME_NS, le=_MAX_TIME_NS)
 
 
 class AnyEvent(Event):
@@ -239,7 +245,7 @@ class AnyEvent(Event):
 
     # Required here (not defaulted as in Event), so that only event-shaped payloads match.
     src: str
-    time_ns: int
+    time_ns: int = Field(ge=_MIN_TIME_NS, le=_MAX_TIME_NS)
 
 
 # A process-wide prefix drawn at start plus a counter: unique across restarts (the prefix

@@ -139,3 +139,21 @@ def test_payload_type_name_must_be_allowed() -> None:
 
         class Bad(Payload):
             type_name: ClassVar[str] = "bad/name"
+
+
+@pytest.mark.parametrize(
+    "time_ns", [2**63, -(2**63) - 1, 10**400], ids=["2^63", "-2^63-1", "1e400"]
+)
+def test_an_event_time_the_store_cannot_hold_is_a_payload_error(
+    codec: JsonCodec, time_ns: int
+) -> None:
+    """sqlite's INTEGER is 64-bit signed: such an event from a peer would fail the store's
+    whole group commit (every other event in it with it) with an OverflowError."""
+    payload = (
+        b'{"header":{"src":"a","dst":"b","message_type":"sim.relay.moved","message_id":"9",'
+        b'"ack_required":true},"payload":{"src":"a","time_ns":%d,"closed":true}}' % time_ns
+    )
+    assert _error(codec, "gw/a/to/b/sim.relay.moved", payload).reason == "payload"
+    assert _error(codec, "gw/a/to/b/new.kind", payload.replace(b"sim.relay.moved", b"new.kind"))
+    with pytest.raises(ValueError, match="time_ns"):
+        Moved(src="a", time_ns=time_ns, closed=True)
