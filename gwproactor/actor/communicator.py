@@ -12,7 +12,7 @@ import importlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from result import Result
 
@@ -66,6 +66,15 @@ class CommunicatorInterface(ABC):
     @abstractmethod
     def services(self) -> ServicesInterface:
         """The services (the proactor) this communicator uses."""
+
+
+class ReceiveQueue(Protocol):
+    """The reference's ``async_receive_queue``: what code may put messages through (the
+    proactor's bounded receive queue; only the dispatcher reads it)."""
+
+    def put_nowait(self, item: Message[Any]) -> None: ...
+
+    def qsize(self) -> int: ...
 
 
 class Runnable(ABC):
@@ -277,6 +286,12 @@ class ServicesInterface(ABC):
     def get_external_watchdog_builder_class(self) -> type[ExternalWatchdogCommandBuilder]:
         """The reference's builder of a custom pat command (see
         :class:`~gwproactor.watchdog.ExternalWatchdogCommandBuilder`)."""
+
+    @property
+    @abstractmethod
+    def async_receive_queue(self) -> ReceiveQueue | None:
+        """The reference's receive queue (None before start): ``put_nowait(message)`` is
+        ``send(message)``."""
 
     @property
     @abstractmethod

@@ -382,6 +382,9 @@ class ProactorSettings(BaseModel):
 
     name: Name = "gateway"
     links: dict[Name, LinkSettings] = Field(default_factory=dict)
+    ack_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="the ack timeout of every link that sets none"
+    )
     actors: dict[Name, ActorSettings] = Field(default_factory=dict)
     paths: PathSettings = PathSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -448,6 +451,19 @@ class ProactorSettings(BaseModel):
         # The old name reads as the new one (code written against the old name).
         self.num_initial_event_reuploads = self.event_upload_window
         self.model_fields_set.discard("num_initial_event_reuploads")
+        return self
+
+    @model_validator(mode="after")
+    def _link_defaults(self) -> ProactorSettings:
+        # A link that sets no ack timeout of its own takes the gateway's (a copy: the
+        # caller's LinkSettings may be shared with other gateways).
+        self.links = {
+            name: link
+            if "ack_timeout_seconds" in link.model_fields_set
+            or link.ack_timeout_seconds == self.ack_timeout_seconds
+            else link.model_copy(update={"ack_timeout_seconds": self.ack_timeout_seconds})
+            for name, link in self.links.items()
+        }
         return self
 
     @model_validator(mode="after")

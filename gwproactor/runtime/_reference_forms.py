@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gwproactor.config import ProactorSettings
 from gwproactor.errors import StateError
 from gwproactor.observe.stats import ProactorStats
+from gwproactor.store import EventStore
 from gwproactor.watchdog import ExternalWatchdogCommandBuilder
 from gwproactor.watchdog.monitored import MonitoredName
 from gwproactor.wire.codec import MessageRegistry
@@ -25,7 +26,12 @@ if TYPE_CHECKING:
     from gwproactor.routing._dispatcher import Dispatcher
     from gwproactor.watchdog import InternalWatchdog
 
-__all__ = ("ProactorReferenceForms", "constructor_arguments", "start_as_task")
+__all__ = (
+    "ProactorReferenceForms",
+    "ReceiveQueueView",
+    "constructor_arguments",
+    "start_as_task",
+)
 
 
 def constructor_arguments(
@@ -70,6 +76,28 @@ def start_as_task(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Ta
     return loop.create_task(coroutine, name=name)
 
 
+class ReceiveQueueView:
+    """Serves the reference's ``services.async_receive_queue.put_nowait(message)``: the
+    message goes through ``send`` (the dispatcher's bounded queue; QueueFullError at its
+    hard bound). ``qsize()``/``empty()`` report the queue's depth. There is no ``get``: the
+    dispatcher is the queue's only reader."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def put_nowait(self, item: Message[Any]) -> None:
+        self._dispatcher.send(item)
+
+    async def put(self, item: Message[Any]) -> None:
+        self._dispatcher.send(item)
+
+    def qsize(self) -> int:
+        return self._dispatcher.depth
+
+    def empty(self) -> bool:
+        return self._dispatcher.depth == 0
+
+
 class ProactorReferenceForms:
     """Members of the reference's ``Proactor`` that have native equivalents."""
 
@@ -81,9 +109,27 @@ class ProactorReferenceForms:
         @property
         def settings(self) -> ProactorSettings: ...
 
+        @property
+        def event_loop(self) -> asyncio.AbstractEventLoop | None: ...
+
         links: dict[str, Link]
         dispatcher: Dispatcher
         watchdog: InternalWatchdog
+
+    @property
+    def async_receive_queue(self) -> ReceiveQueueView | None:
+        """The reference's receive queue, None before start (see :class:`ReceiveQueueView`;
+        native: ``send``)."""
+        if self.event_loop is None:
+            return None
+        return ReceiveQueueView(self.dispatcher)
+
+    @classmethod
+    def make_event_persister(cls, settings: ProactorSettings) -> EventStore:
+        """The durable store ``settings`` describe (not started), where a proactor with
+        these settings keeps its events. It is an :class:`EventStore` (async, sqlite), not
+        the reference's PersisterInterface."""
+        return EventStore(settings.paths.resolve(settings.name).store_file, settings.store)
 
     @property
     def publication_name(self) -> str:

@@ -151,14 +151,17 @@ def register_sql_function(connection: sqlite3.Connection) -> None:
 
 def validate_route_key(key: str) -> TypePattern:
     """``key`` as a pattern: a type name (an exact route) or a pattern with ``?`` (one
-    level) and ``*`` (any trailing levels) as whole levels. Raises ConfigError naming what
-    is wrong, so a route that could never match is refused rather than kept silently."""
+    level) and ``*`` (any trailing levels) as whole levels. Raises InvalidNameError for a
+    key without wildcards that is not a valid name, ConfigError for a bad pattern, so a
+    route that could never match is refused rather than kept silently."""
+    if ONE_LEVEL not in key and ANY_SUFFIX not in key:
+        validate_name(key, "name")  # the error names the character or the rule broken
+        return compile_pattern(key)
     try:
         pattern = compile_pattern(key)
     except InvalidQueryError as e:
         raise ConfigError(f"route {key!r}: {e}") from e
-    if pattern.is_exact:
-        validate_name(key, "message type")  # InvalidNameError names the character
-    elif not all(is_valid_name(level) for level in pattern.levels if level not in "?*"):
+    literal = [level for level in pattern.levels if level not in (ONE_LEVEL, ANY_SUFFIX)]
+    if not all(is_valid_name(level) for level in literal):
         raise ConfigError(f"route {key!r}: a level is not a valid name part")
     return pattern

@@ -773,6 +773,28 @@ async def check_send_forms(env: Env) -> None:
     assert sorted(m.payload.n for m in collector.received) == [1, 2]
 
 
+@check(
+    "Proactor.async_receive_queue",
+    "ServicesInterface.async_receive_queue",
+    "Proactor.make_event_persister",
+)
+async def check_receive_queue_and_persister(env: Env) -> None:
+    settings = ProactorSettings(name="queued")
+    proactor = Proactor(settings)
+    services: ServicesInterface = proactor
+    assert services.async_receive_queue is None  # before start, as documented
+    persister = Proactor.make_event_persister(settings)
+    assert persister.path == proactor.store.path
+    collector = Collector("collector", proactor)
+    proactor.add_communicator(collector)
+    await env.start(proactor)
+    queue_ = now(lambda: services.async_receive_queue)
+    assert queue_ is not None
+    queue_.put_nowait(Message.create("queued", "collector", Hello(n=4)))
+    await dispatched(proactor, lambda: bool(collector.received))
+    assert collector.received[0].payload == Hello(n=4) and queue_.qsize() == 0
+
+
 @check("Proactor.process_message")
 async def check_process_message(env: Env) -> None:
     proactor = await env.lone("direct")
@@ -940,6 +962,7 @@ async def check_setup_logging_from_args(env: Env) -> None:
 
 @check(
     "ProactorSettings",
+    "ProactorSettings.ack_timeout_seconds",
     "ProactorSettings.env_prefix",
     "ProactorSettings.env_nested_delimiter",
     "ProactorSettings.logging",
@@ -960,3 +983,10 @@ async def check_settings(env: Env) -> None:
     loaded = load_settings(None, None, environ=environ)
     assert (loaded.name, loaded.logging.level) == ("from-env", "DEBUG")
     assert loaded.num_initial_event_reuploads == 9
+    own = LinkSettings(peer="p1", ack_timeout_seconds=7.0)
+    default = LinkSettings(peer="p2")
+    gateway = ProactorSettings(ack_timeout_seconds=2.0, links={"own": own, "default": default})
+    assert gateway.links["own"].ack_timeout_seconds == 7.0
+    assert gateway.links["default"].ack_timeout_seconds == 2.0
+    assert default.ack_timeout_seconds == 5.0  # the caller's object is not changed
+    assert ProactorSettings(links={"d": default}).links["d"].ack_timeout_seconds == 5.0

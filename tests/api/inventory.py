@@ -90,8 +90,8 @@ _NO_IO_LOOP = (
     "blocking work goes to a SyncThreadActor"
 )
 _RX_QUEUE = (
-    "the receive queue is the dispatcher's bounded queue with backpressure; putting into it "
-    "directly would bypass its bound"
+    "a view of the dispatcher's bounded queue: put_nowait(message) is send(message), "
+    "qsize()/empty() its depth; no get() (the dispatcher is its only reader)"
 )
 _PYDANTIC_V1 = "a pydantic 1 validator; settings are pydantic 2 models"
 _QUEUE_PER_CLIENT = "delegates to the named client's wrapper (native: clients[name].<member>)"
@@ -260,7 +260,7 @@ ROWS: dict[str, Row] = {
     "Proactor.add_communicator": works(),
     "Proactor.add_web_route": works(),
     "Proactor.add_web_server_config": works(),
-    "Proactor.async_receive_queue": left_out("gwproactor.Proactor.send", _RX_QUEUE),
+    "Proactor.async_receive_queue": adapter(_RX_QUEUE),
     "Proactor.event_loop": works(),
     "Proactor.generate_event": adapter(
         "returns an EventFuture: await it, or ask is_ok()/is_err() once it is done"
@@ -274,9 +274,9 @@ ROWS: dict[str, Row] = {
     "Proactor.io_loop_manager": left_out("gwproactor.SyncThreadActor", _NO_IO_LOOP),
     "Proactor.join": works(),
     "Proactor.logger": works(),
-    "Proactor.make_event_persister": renamed(
-        "gwproactor.store.EventStore",
-        "the durable store is a sqlite EventStore configured by settings.store",
+    "Proactor.make_event_persister": adapter(
+        "returns the (not started) EventStore the settings describe: async and sqlite, not "
+        "a PersisterInterface"
     ),
     "Proactor.make_stats": adapter("a new ProactorStats"),
     "Proactor.monitored_names": adapter("the internal watchdog's names"),
@@ -305,9 +305,7 @@ ROWS: dict[str, Row] = {
     "ServicesInterface": works(),
     "ServicesInterface.add_web_route": works(),
     "ServicesInterface.add_web_server_config": works(),
-    "ServicesInterface.async_receive_queue": left_out(
-        "gwproactor.ServicesInterface.send", _RX_QUEUE
-    ),
+    "ServicesInterface.async_receive_queue": adapter(_RX_QUEUE),
     "ServicesInterface.event_loop": works(),
     "ServicesInterface.generate_event": adapter(
         "returns an EventFuture (the reference returned None here)"
@@ -370,12 +368,14 @@ ROWS: dict[str, Row] = {
     ),
     "ProactorSettings.env_nested_delimiter": works("what load_settings uses: __"),
     "ProactorSettings.env_prefix": works("what load_settings uses: GWPROACTOR_ (was PROACTOR_)"),
-    "ProactorSettings.ack_timeout_seconds": renamed(
-        "gwproactor.LinkSettings.ack_timeout_seconds", "each link has its own timers"
+    "ProactorSettings.ack_timeout_seconds": works(
+        "the default of every link that sets no ack_timeout_seconds of its own"
     ),
     "ProactorSettings.get_paths": left_out("gwproactor.config.PathSettings.resolve", _PYDANTIC_V1),
     "ProactorSettings.logging": works("fields differ: level, *_level, file_*"),
-    "ProactorSettings.num_initial_event_reuploads": works(),
+    "ProactorSettings.num_initial_event_reuploads": works(
+        "deprecated spelling of event_upload_window (reads and sets it)"
+    ),
     "ProactorSettings.paths": works("a PathSettings; resolve(name) gives the directories"),
     "ProactorSettings.post_root_validator": left_out(
         "gwproactor.TlsSettings", f"{_PYDANTIC_V1}; TLS paths are given per link"

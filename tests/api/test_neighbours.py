@@ -57,8 +57,8 @@ async def test_route_by_type_pattern_messages_and_events(
     [
         ("test.h*", ConfigError),
         ("*.hello", ConfigError),
-        ("a..b", ConfigError),
-        ("", ConfigError),
+        ("a..b", InvalidNameError),
+        ("", InvalidNameError),
         ("gw/x", InvalidNameError),
         ("a.+", InvalidNameError),
     ],
