@@ -103,7 +103,6 @@ __all__ = (
     "Runnable",
     "ServicesInterface",
     "ReceiveQueue",
-    "Routes",
     "load_actor",
     "SyncThreadActor",
     "SyncAsyncInteractionThread",
