@@ -193,7 +193,7 @@ def _links(links: Mapping[str, Mapping[str, Any]]) -> str:
                     escape(str(link["broker"])),
                     _ago(link["seconds_since_sent"], link["last_sent"]),
                     _ago(link["seconds_since_heard"], link["last_heard"]),
-                    str(int(link["acks_pending"])),
+                    _acks(link),
                     str(int(link["stats"]["reconnects"])),
                 ],
             )
@@ -210,6 +210,14 @@ def _links(links: Mapping[str, Mapping[str, Any]]) -> str:
         "Reconnects",
     )
     return "<h2>Links</h2>" + table("links", headers, rows)
+
+
+def _acks(link: Mapping[str, Any]) -> str:
+    """Acks pending; once one is overdue (a one-way link), the unacked count, marked bad."""
+    if link.get("acks_overdue"):
+        unacked = int(link.get("acks_unanswered", link["acks_pending"]))
+        return f'<span class="pill bad" title="acks overdue">{unacked} unacked</span>'
+    return str(int(link["acks_pending"]))
 
 
 _ACTOR_STATE_CLASS = {"running": "good", "stalled": "bad", "failed": "bad"}

@@ -12,6 +12,7 @@ child again, the link comes back on the first ack and every event arrives exactl
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -32,7 +33,7 @@ from tests.helpers import (
     wait_active,
     wait_until,
 )
-from tests.web._support import get_json
+from tests.web._support import get_json, get_text
 
 pytestmark = pytest.mark.broker
 
@@ -117,6 +118,9 @@ async def test_a_link_whose_publishes_are_dropped_is_not_active_and_says_so(
             assert body["links"]["parent"]["acks_overdue"] is True
             assert body["links"]["parent"]["acks_unanswered"] >= 1
             assert f"parent awaiting_peer ({link.acks_unanswered} unacked)" in child.status_line()
+            status, _, page = await get_text(http, child, "/")
+            assert status == 200 and "NOT READY" in page
+            assert re.search(r'class="pill bad" title="acks overdue">\d+ unacked<', page)
             for n in range(20, 40):
                 child.generate_event(Counted(n=n))
             _set_acl(broker, ACL_OPEN)
