@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="a parent and a child gateway on a private broker, with a live view"
     )
     demo.add_argument(
-        "--duration", type=float, default=25.0, help="seconds to run (0: until Ctrl-C)"
+        "--duration", type=float, default=0.0, help="seconds to run (default 0: until Ctrl-C)"
     )
     demo.add_argument(
         "--outage-at", type=float, default=8.0, help="kill the broker after this many s (<0: never)"

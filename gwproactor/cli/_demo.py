@@ -80,7 +80,7 @@ class Demo:
         self.outage_at = outage_at
         self.outage_seconds = outage_seconds
         self.live = live
-        self.log: deque[str] = deque(maxlen=12)
+        self.log: deque[str] = deque(maxlen=200)  # the view shows as many as fit
         self.started = time.monotonic()
         self.rates: dict[str, tuple[float, int, float]] = {}
         self.pages: list[str] = []
@@ -150,7 +150,7 @@ class Demo:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
                 generated = child.stats.events_generated
-                pending = child.store.pending_count
+                pending = _unacked(child)
                 await child.stop_and_join()
                 await parent.stop_and_join()
         return self._summary(parent, generated, pending)
@@ -180,10 +180,10 @@ class Demo:
         deadline = None if self.duration <= 0 else self.started + self.duration
         if self.live:
             with Live(
-                self._render(parent, child), console=self.console, refresh_per_second=4
+                self.render(parent, child), console=self.console, refresh_per_second=4
             ) as live:
                 while not await _wait(stop, deadline, 0.25):
-                    live.update(self._render(parent, child))
+                    live.update(self.render(parent, child))
         else:
             while not await _wait(stop, deadline, 2.0):
                 self.console.print(self._line(parent, child))
@@ -192,7 +192,7 @@ class Demo:
         """Give the re-upload a few seconds to finish before stopping (bounded)."""
         end = time.monotonic() + 10.0
         with child.listener("event.acked") as acks:
-            while child.store.pending_count and time.monotonic() < end:
+            while _unacked(child) and time.monotonic() < end:
                 with contextlib.suppress(TimeoutError):
                     await acks.get(1.0)
 
@@ -211,7 +211,8 @@ class Demo:
             self.rates[key] = (now, count, 0.0)
         return rate
 
-    def _render(self, parent: Proactor, child: Proactor) -> Group:
+    def render(self, parent: Proactor, child: Proactor) -> Group:
+        """The live view: links, events, the newest notes that fit, the footer."""
         links = Table(title="links", expand=True)
         for column in (
             "gateway",
@@ -245,15 +246,29 @@ class Demo:
             events.add_row(
                 proactor.name,
                 str(proactor.stats.events_generated),
-                str(proactor.store.pending_count),
+                str(_unacked(proactor)),
                 str(proactor.stats.events_received),
                 str(proactor.stats.events_duplicate),
             )
-        log = Panel("\n".join(self.log) or "starting", title="what happened", expand=True)
         elapsed = time.monotonic() - self.started
         pages = "  ·  ".join(self.pages)
         footer = Text(f"{elapsed:5.1f} s  (Ctrl-C stops cleanly)  {pages}", style="dim")
+        log = Panel(self._newest_lines(links, events, footer), title="what happened", expand=True)
         return Group(links, events, log, footer)
+
+    def _newest_lines(self, *others: Table | Text) -> Text:
+        """As many of the newest notes as fit under the tables on this terminal (one line
+        each, cut at the width), so the latest is always on screen, even on 80x24."""
+        options = self.console.options
+        used = sum(len(self.console.render_lines(o, options, pad=False)) for o in others)
+        room = max(1, options.size.height - used - 2)  # the panel's top and bottom border
+        lines = list(self.log)[-room:] or ["starting"]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, line in enumerate(lines):
+            text.append_text(Text.from_markup(line))
+            if i < len(lines) - 1:
+                text.append("\n")
+        return text
 
     def _line(self, parent: Proactor, child: Proactor) -> str:
         states = " ".join(
@@ -263,7 +278,7 @@ class Demo:
         )
         return (
             f"{time.monotonic() - self.started:6.1f}s  {states}  child generated "
-            f"{child.stats.events_generated}, pending {child.store.pending_count}; parent received "
+            f"{child.stats.events_generated}, pending {_unacked(child)}; parent received "
             f"{parent.stats.events_received}"
         )
 
@@ -278,6 +293,12 @@ class Demo:
         if ok:
             self.console.print("[green]nothing lost across the broker outage.[/green]")
         return 0 if ok else 1
+
+
+def _unacked(proactor: Proactor) -> int:
+    """Events not acked upstream yet (the store may hold an acked one a moment longer)."""
+    uploader = proactor.events.uploader
+    return proactor.store.pending_count if uploader is None else uploader.unacked
 
 
 async def _wait(stop: asyncio.Event, deadline: float | None, step: float) -> bool:

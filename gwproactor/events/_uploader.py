@@ -96,6 +96,13 @@ class Uploader:
         self._held_back_types: set[str] = set()
 
     @property
+    def unacked(self) -> int:
+        """Pending events not acked yet: the store's pending count less the acked events
+        whose delete is not committed yet (the store holds a lone ack back up to
+        ``store.ack_delay_seconds``, to commit it with the next event)."""
+        return max(0, self.store.pending_count - self._uncleared)
+
+    @property
     def in_flight(self) -> int:
         return len(self._inflight)
 
@@ -156,7 +163,7 @@ class Uploader:
                 "re-upload paused: %d events sent in %.1f s, %d pending",
                 self.stats.acked - acked_before,
                 time.monotonic() - started,
-                max(0, self.store.pending_count - self._uncleared),
+                self.unacked,
             )
             self._drain = None
         self._reset()
@@ -204,7 +211,7 @@ class Uploader:
         done = self.stats.acked - acked_before
         finished = not self._inflight and not self._queue and self._caught_up
         if self._on_progress is not None and (finished or done % self.progress_every == 0):
-            pending = max(0, self.store.pending_count - self._uncleared)
+            pending = self.unacked
             self._on_progress(self.stats.acked, pending)
         if finished:
             elapsed = max(time.monotonic() - started, 1e-6)
