@@ -409,10 +409,13 @@ def migration_table() -> str:
 
     working, relevant = working_share()
     tally = counts()
+    kinds = Counter(str(ref.kind) for ref in reference_names())
     lines = [
         TABLE_BEGIN,
         "",
-        f"{len(ROWS)} documented names: "
+        f"{len(ROWS)} documented names ({kinds['class']} classes, counting "
+        f"ProactorSettings' nested Config; {kinds['function']} functions; "
+        f"{kinds['member']} members): "
         + ", ".join(f"{tally.get(str(v), 0)} {v}" for v in Verdict)
         + f"; {working} of the {relevant} names that are not GridWorks-only work in their "
         f"documented form ({100 * working / relevant:.1f} %).",
