@@ -8,16 +8,17 @@ loop-only.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from result import Result
+from result import Err, Result
 
 from gwproactor.config import QOS, ActorSettings, ProactorSettings
-from gwproactor.errors import ConfigError, StoreError
+from gwproactor.errors import ConfigError, StateError, StoreError
 from gwproactor.events._future import EventFuture
 from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.stats import ProactorStats
@@ -97,6 +98,13 @@ class Runnable(ABC):
         await self.join()
 
 
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 class ServicesInterface(ABC):
     """What actors may ask of the proactor. Deliberately small; the Proactor implements it.
 
@@ -172,7 +180,42 @@ class ServicesInterface(ABC):
     ) -> Result[None, Any]:
         """Wrap ``payload`` in a message to the peer of link ``link_name`` (for its actor
         ``actor``, if given; ack-required if asked) and publish it. Results as
-        :meth:`publish`; raises LinkError for an unknown link. Loop-only."""
+        :meth:`publish`; raises LinkError for an unknown link. Loop-only (from a worker
+        thread: :meth:`send_to_peer_threadsafe`)."""
+
+    def send_to_peer_threadsafe(
+        self,
+        link_name: str,
+        payload: Payload,
+        *,
+        actor: str = "",
+        ack_required: bool = False,
+    ) -> Result[None, Any]:
+        """:meth:`send_to_peer` from a worker thread: runs it on the loop and returns its
+        Result (waiting at most ``stop_timeout_seconds``). ``Err(StateError)`` when the
+        gateway is not running or the loop does not answer in time; raises LinkError for an
+        unknown link, StateError when called on the loop thread (use send_to_peer)."""
+        loop = self.event_loop
+        if loop is None or loop.is_closed():
+            return Err(StateError("send_to_peer_threadsafe: the gateway is not running"))
+        if _on_loop(loop):
+            raise StateError("send_to_peer_threadsafe() called on the loop; use send_to_peer()")
+        done: concurrent.futures.Future[Result[None, Any]] = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                done.set_result(
+                    self.send_to_peer(link_name, payload, actor=actor, ack_required=ack_required)
+                )
+            except Exception as e:  # noqa: BLE001 - handed to the calling thread
+                done.set_exception(e)
+
+        loop.call_soon_threadsafe(call)
+        timeout = self.settings.stop_timeout_seconds
+        try:
+            return done.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return Err(StateError(f"the loop did not take the message within {timeout} s"))
 
     @abstractmethod
     def subscribe_raw(

@@ -581,7 +581,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         """Wrap ``payload`` in a message to the peer of link ``link_name`` (to actor
         ``actor`` there, if given) and publish it. Returns the link's Result (Err(LinkError)
         when it cannot take it now); raises LinkError for an unknown link. Loop-only; from a
-        thread use ``event_loop.call_soon_threadsafe``."""
+        worker thread use ``send_to_peer_threadsafe``."""
         return self.link(link_name).send(payload, ack_required=ack_required, actor=actor)
 
     def subscribe_raw(
