@@ -303,7 +303,10 @@ class SyncAsyncInteractionThread(threading.Thread):
                     self.iterations += 1
                     next_iteration = now + self.iterate_seconds
                 self._ext_pat()
-                self._ext_wait_and_drain(max(0.0, next_iteration - time.monotonic()))
+                # Wake to pat at half the pat timeout however long the iterate period is
+                # (an idle thread iterating hourly is alive, not stalled).
+                wait = min(next_iteration - time.monotonic(), self.pat_timeout / 2)
+                self._ext_wait_and_drain(max(0.0, wait))
         except BaseException as e:  # noqa: BLE001  (reported to the loop below)
             self.error = e
             self.errors += 1

@@ -109,6 +109,38 @@ async def test_idle_thread_does_not_spin() -> None:
     assert thread.turns <= thread.iterations + 2
 
 
+class SlowIteratingThread(SyncAsyncInteractionThread):
+    """Iterates once an hour, like the relay's periodic read; no messages come."""
+
+    def __init__(self, pats_wanted: int, reached: asyncio.Future[None]) -> None:
+        super().__init__(
+            "slow", iterate_seconds=3600.0, pat_timeout_seconds=0.4, on_pat=self._count
+        )
+        self.pats = 0
+        self.pats_wanted = pats_wanted
+        self.reached = reached
+        self.loop = asyncio.get_running_loop()
+
+    def _count(self, _name: str) -> None:
+        self.pats += 1
+        if self.pats == self.pats_wanted:
+            self.loop.call_soon_threadsafe(self.reached.set_result, None)
+
+
+async def test_an_idle_thread_pats_within_its_timeout_whatever_its_iterate_period() -> None:
+    """An hour between iterations and no messages: the thread still pats every half pat
+    timeout (it waited an hour, and the watchdog declared a healthy idle thread stalled:
+    the relay actor during a broker outage, and systemd's watchdog withheld)."""
+    reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    thread = SlowIteratingThread(4, reached)
+    proactor = Proactor(ProactorSettings(name="gw1"))
+    proactor.add_communicator(SyncThreadActor("slow", proactor, thread))
+    async with running(proactor):
+        await asyncio.wait_for(reached, TIMEOUT)
+        assert not proactor.watchdog.stalled_names
+    assert thread.iterations == 1
+
+
 async def test_failing_actor_does_not_disturb_the_others() -> None:
     broker = MemoryBroker()
     parent_settings, child_settings = pair_settings(BrokerSettings())
