@@ -406,9 +406,11 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
             self.paths.ensure()
             self._instance_lock.acquire()  # one instance per gateway: before the store opens
             await self.store.start()
+            self._abort_if_stop_requested()
             self.events.start()
             # Before the links start: nothing newer may overtake what is still owed.
             await self.events.load_undelivered()
+            self._abort_if_stop_requested()
             self.events.warn_if_stranded()
 
             for link in self.links.values():
@@ -419,6 +421,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
                 if isinstance(communicator, Runnable):
                     self._start_runnable(communicator)
             await self.web.start()
+            self._abort_if_stop_requested()
             self.watchdog.start()
             self.patter.start()
             self.history.start(self._loop.call_later)
@@ -430,20 +433,32 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         self.patter.ready(self.status_line())
         self._lifecycle.info("%s running", self._name)
 
+    def _abort_if_stop_requested(self) -> None:
+        """After each await of start-up: a ``stop()`` that came meanwhile ends the start
+        here, and start-up's error path stops what was started (a shutdown running beside
+        the start would miss the parts started after it passed them)."""
+        assert self._stop_requested is not None
+        if self._stop_requested.is_set():
+            raise StateError(f"{self._name}: stopped while starting")
+
     def _start_runnable(self, runnable: Runnable) -> None:
         runnable.start()
         self._started_runnables.append(runnable)
 
     def stop(self) -> None:
         """Ask the proactor to stop. Returns at once; ``join`` waits. Idempotent while
-        starting, running or stopping. Before ``start`` it marks the proactor stopped (a
-        later ``start`` raises StateError) and logs that nothing was running. Loop-only."""
+        starting, running or stopping. While starting, the start ends at its next step
+        (``start()`` then raises StateError) and stops what it had started. Before
+        ``start`` it marks the proactor stopped (a later ``start`` raises StateError) and
+        logs that nothing was running. Loop-only."""
         if self._stop_requested is None:
             if self._life.state is ProactorState.constructed:
                 self._lifecycle.info("%s: stop() before start(): nothing to stop", self._name)
                 self._life.set(ProactorState.stopped)
             return
         self._stop_requested.set()
+        if self._life.state is ProactorState.starting:
+            return  # start-up sees it at its next step and stops what it started
         if self._stop_task is None:
             self._stop_task = asyncio.get_running_loop().create_task(
                 self._shutdown(), name=f"proactor[{self._name}].stop"

@@ -1,0 +1,62 @@
+"""The Proactor's own lifecycle on the in-memory transport (fast layer)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from result import Ok, Result
+
+from gwproactor import (
+    BrokerSettings,
+    Communicator,
+    Message,
+    Proactor,
+    ServicesInterface,
+    StateError,
+)
+from gwproactor.actor.communicator import Runnable
+from gwproactor.mqtt import MemoryBroker
+from tests.helpers import REGISTRY, TIMEOUT, memory_factory, pair_settings
+
+
+class StopsItsProactor(Communicator, Runnable):
+    """Calls ``stop()`` on its proactor from its own start (the proactor is then starting:
+    links and the dispatcher started, the web servers and watchdogs not yet)."""
+
+    def __init__(self, name: str, services: ServicesInterface, proactor: Proactor) -> None:
+        super().__init__(name, services)
+        self.proactor = proactor
+
+    def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        return Ok(None)
+
+    def start(self) -> None:
+        self.proactor.stop()
+
+    def stop(self) -> None:
+        pass
+
+    async def join(self) -> None:
+        pass
+
+
+async def test_stop_while_starting_ends_the_start_and_leaves_nothing_running() -> None:
+    """Before: a shutdown ran beside the start, which went on starting the parts it had
+    already passed (the dispatch task, watchdogs, a web server left running) and then
+    raised 'cannot go from stopping to running'."""
+    parent, _ = pair_settings(BrokerSettings())
+    parent.web.enabled = True
+    parent.web.port = 0
+    proactor = Proactor(parent, REGISTRY, transport_factory=memory_factory(MemoryBroker()))
+    proactor.add_communicator(StopsItsProactor("stopper", proactor, proactor))
+    before = asyncio.all_tasks()
+    with pytest.raises(StateError, match="stopped while starting"):
+        await asyncio.wait_for(proactor.start(), TIMEOUT)
+    await asyncio.wait_for(proactor.join(), TIMEOUT)
+    assert proactor.state == "stopped"
+    assert proactor.links["child"].state.value == "stopped"
+    left = {t.get_name() for t in asyncio.all_tasks() - before if not t.done()}
+    left.discard(asyncio.current_task().get_name())  # type: ignore[union-attr]
+    assert left == set()
