@@ -428,7 +428,9 @@ class MQTTClientWrapper(WrapperReferenceForms):
         self._attempt_reported = True
         self.stats.connect_failures += 1
         self.last_error = reason
-        self._log.info("connect to %s failed: %s", self.broker_label, reason)
+        # Every attempt while the broker is away: DEBUG. The owner reports it as a problem,
+        # rate-limited ("cannot connect ... (+N similar since last report)").
+        self._log.debug("connect to %s failed: %s", self.broker_label, reason)
         self._listener.on_transport_connect_failed(reason)
 
     # -- paho callbacks (all on the loop) -----------------------------------------------------

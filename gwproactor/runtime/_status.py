@@ -118,7 +118,13 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
         "uploader": (
             None
             if uploader is None
-            else {"link": uploader.link.name, "in_flight": uploader.in_flight}
+            else {
+                "link": uploader.link.name,
+                "in_flight": uploader.in_flight,
+                # Not acked yet (the store's pending_count may still hold an acked event
+                # whose delete waits to share the next commit: store.ack_delay_seconds).
+                "unacked": uploader.unacked,
+            }
             | _fields(uploader.stats)
         ),
         "watchdog": {
