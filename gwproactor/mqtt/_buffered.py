@@ -67,6 +67,7 @@ class BufferedClient(PahoClient):
         self._gw_offset = 0
         self._gw_eof = False
         self._gw_error: OSError | None = None
+        self._gw_lost = ""
         self._gw_out = bytearray()
         self._gw_flush_scheduled = False
         self._gw_schedule_flush: Callable[[], None] | None = None
@@ -172,8 +173,15 @@ class BufferedClient(PahoClient):
         self._gw_offset = 0
         self._gw_eof = False
         self._gw_error = None
+        self._gw_lost = ""
         self._gw_out.clear()
         self._gw_flush_scheduled = False
+
+    @property
+    def lost_reason(self) -> str:
+        """How the read side ended, once it has (``closed by the broker``, or the socket
+        error); "" while the connection's reads are fine."""
+        return self._gw_lost
 
     def feed(self, data: bytes) -> None:
         """Bytes read from the socket, for paho to parse."""
@@ -186,10 +194,12 @@ class BufferedClient(PahoClient):
     def feed_eof(self) -> None:
         """The peer closed the connection: paho sees it once the buffer is consumed."""
         self._gw_eof = True
+        self._gw_lost = "closed by the broker"
 
     def feed_error(self, error: OSError) -> None:
         """The socket failed: paho sees the error once the buffer is consumed."""
         self._gw_error = error
+        self._gw_lost = f"{type(error).__name__}: {error}"
 
     def read_packets(self, budget: int, paused: Callable[[], bool]) -> bool:
         """Parse up to ``budget`` whole packets from the buffer, one at a time (paho's

@@ -487,12 +487,13 @@ class MQTTClientWrapper(WrapperReferenceForms):
 
     def _on_disconnect(
         self,
-        _client: Client,
+        client: Client,
         _userdata: Any,
-        _flags: DisconnectFlags,
+        flags: DisconnectFlags,
         reason_code: ReasonCode,
         _properties: Properties | None,
     ) -> None:
+        reason = _disconnect_reason(client, flags, reason_code)
         was_connected = self._connected
         self._connected = False
         self._pending_subacks.clear()
@@ -503,8 +504,8 @@ class MQTTClientWrapper(WrapperReferenceForms):
             self._lost.set()
         if was_connected:
             self.stats.disconnects += 1
-            self.last_error = str(reason_code)
-            self._listener.on_transport_disconnected(str(reason_code))
+            self.last_error = reason
+            self._listener.on_transport_disconnected(reason)
 
     def _on_subscribe(
         self,
@@ -586,6 +587,17 @@ class MQTTClientWrapper(WrapperReferenceForms):
             client.enable_logger(self._paho_logger)
         self._thread_id = threading.get_ident()
         return client
+
+
+def _disconnect_reason(client: Client, flags: DisconnectFlags, reason_code: ReasonCode) -> str:
+    """What ended a connection, for the log and /status. paho names a lost connection
+    "Unspecified error"; say what the read side saw instead."""
+    if flags.is_disconnect_packet_from_server:
+        return f"DISCONNECT from the broker: {reason_code}"
+    lost = client.lost_reason if isinstance(client, BufferedClient) else ""
+    if reason_code.is_failure and lost:
+        return f"connection lost: {lost}"
+    return str(reason_code)
 
 
 def _ignore_socket(_client: Client, _userdata: Any, _sock: Any) -> None:

@@ -27,6 +27,7 @@ from gwproactor.actor.admin import (
     AdminStatusReply,
     AdminStatusRequest,
 )
+from gwproactor.mqtt import MQTTClientWrapper
 from gwproactor.testing.mosquitto import Mosquitto
 from gwproactor.wire.message import RawMessage
 from tests.helpers import (
@@ -333,3 +334,22 @@ async def test_admin_commands_only_from_the_admin_peer(mosquitto: Mosquitto) -> 
             event = await problems.wait_for(lambda e: "admin" in e.source, TIMEOUT)
         assert "only 'ops'" in event.data["details"]
         assert gateway.logger.general.level != 10
+
+
+# -- what the log says -----------------------------------------------------------------------
+
+
+async def test_a_lost_connection_says_how_it_was_lost(mosquitto: Mosquitto) -> None:
+    """paho names every lost connection 'Unspecified error'; the log line and the
+    transport's last error say what the socket saw instead."""
+    parent_settings, _ = pair_settings(_broker(mosquitto))
+    parent = Proactor(parent_settings, REGISTRY)
+    async with running(parent):
+        transport = parent.link("child").transport
+        assert isinstance(transport, MQTTClientWrapper)
+        with parent.listener("link.state") as states:
+            await states.wait_for(is_state("awaiting_peer", "child"), TIMEOUT)
+            await mosquitto.akill()
+            await states.wait_for(is_state("connecting", "child"), TIMEOUT)
+        assert transport.last_error.startswith("connection lost: "), transport.last_error
+        assert "Unspecified" not in transport.last_error
