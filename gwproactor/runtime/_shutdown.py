@@ -100,9 +100,12 @@ async def _stop_links(
     for link in reversed(list(links.values())):
         try:
             await asyncio.wait_for(link.stop(timeout), timeout * 2)
-        except (TimeoutError, OSError) as e:
+        except Exception as e:  # noqa: BLE001  (collected: the store must still be closed)
             errors.append(e)
-    await mqtt_clients.stop(timeout)
+    try:
+        await mqtt_clients.stop(timeout)
+    except Exception as e:  # noqa: BLE001
+        errors.append(e)
     return errors
 
 

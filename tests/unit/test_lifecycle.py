@@ -17,7 +17,9 @@ from gwproactor import (
     StateError,
 )
 from gwproactor.actor.communicator import Runnable
-from gwproactor.mqtt import MemoryBroker
+from gwproactor.links import Link
+from gwproactor.mqtt import MemoryBroker, MemoryTransport, Transport, TransportListener
+from gwproactor.store import StoreState
 from tests.helpers import REGISTRY, TIMEOUT, memory_factory, pair_settings
 
 
@@ -60,3 +62,27 @@ async def test_stop_while_starting_ends_the_start_and_leaves_nothing_running() -
     left = {t.get_name() for t in asyncio.all_tasks() - before if not t.done()}
     left.discard(asyncio.current_task().get_name())  # type: ignore[union-attr]
     assert left == set()
+
+
+class BrokenStop(MemoryTransport):
+    """A transport whose stop fails with an unexpected error."""
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        await super().stop(timeout)
+        raise RuntimeError("transport bug")
+
+
+async def test_a_part_that_fails_to_stop_does_not_keep_the_others_running() -> None:
+    """Before: the link's RuntimeError escaped the stopping sequence; the store stayed open,
+    the instance lock held, and join() never returned (the proactor stuck in stopping)."""
+    broker = MemoryBroker()
+    parent, _ = pair_settings(BrokerSettings())
+
+    def factory(link: Link, listener: TransportListener) -> Transport:
+        return BrokenStop(broker, listener, stats=link.stats)
+
+    proactor = Proactor(parent, REGISTRY, transport_factory=factory)
+    await asyncio.wait_for(proactor.start(), TIMEOUT)
+    await asyncio.wait_for(proactor.stop_and_join(), TIMEOUT)
+    assert proactor.state == "stopped"
+    assert proactor.store.state is StoreState.STOPPED
