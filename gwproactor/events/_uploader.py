@@ -90,7 +90,9 @@ class Uploader:
         self._uncleared = 0  # acked, not yet deleted (the store's pending count lags by it)
         self._generation = 0  # bumps on every (de)activation; stale reads are dropped
         self._active = False
-        self._held = False  # paused by peer_offline until the peer answers again
+        self._held = False  # paused by peer_offline until the peer is back (or a timeout)
+        self._hold_timer: asyncio.TimerHandle | None = None
+
         # While a large backlog drains: (monotonic start, acked total at the start).
         self._drain: tuple[float, int] | None = None
         self._held_back_types: set[str] = set()
@@ -115,6 +117,9 @@ class Uploader:
         self._generation += 1
         self._active = True
         self._held = False
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         self._reset()
         pending = self.store.pending_count
         self._drain = None
@@ -130,17 +135,31 @@ class Uploader:
         while our link is still up. Stop sending at once: what goes out now reaches nobody,
         and what came after it would overtake it at the peer once it is back. What is in
         flight is forgotten (not a failed attempt) and sent again from the oldest pending
-        event once the peer is back (:meth:`peer_online`) or the link becomes active anew."""
+        event once the peer is back (:meth:`peer_online`) or the link becomes active anew.
+
+        The hold ends by itself after ``ack_timeout_seconds`` if the link is still active
+        then: an ``offline`` that was not the whole truth (another process under the
+        peer's client id left, say) must not stop the upload for good; if the peer is
+        really gone, the link's own ack timeout takes over from there."""
         if self._active:
             self._held = True
             self.stats.held_for_peer += 1
             self.link_inactive(count_failures=False)
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                self.link.settings.ack_timeout_seconds, self._hold_expired
+            )
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        if self._held and self.link.active:
+            self.link_active()
 
     def peer_online(self) -> None:
-        """The upstream peer is back: resume from the oldest pending event. (A peer
-        subscribes before it publishes its presence, on the same connection, so a broker
-        has its subscription in place by the time "online" reaches us.)"""
-        if self._held and self.link.active:
+        """The upstream peer is (back) online: if the link is active, start again from the
+        oldest pending event, so that whatever went out while it was away comes before
+        anything newer. (A peer subscribes before it publishes its presence, on the same
+        connection, so a broker has its subscription in place when "online" reaches us.)"""
+        if self.link.active and (self._held or self._active):
             self.link_active()
 
     def link_inactive(self, *, count_failures: bool = True) -> None:

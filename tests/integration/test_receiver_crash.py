@@ -47,7 +47,7 @@ async def test_receiver_sigkilled_25_times_hands_every_event_to_its_actor_once(
         port=mosquitto.port,
         state_dir=tmp_path / "receiver-state",
         record=record,
-        work_seconds=0.002,  # ~500 events/s at most: slower than a re-upload burst
+        work_seconds=0.005,  # 200 events/s at most: slower than a re-upload burst
     )
     rng = random.Random(17)
     # A wide upload window: a receiver down for seconds never fills it, so the child goes
