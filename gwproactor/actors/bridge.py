@@ -153,14 +153,10 @@ class TelemetryBridge(Actor):
                 f"links: {sorted(services.settings.links)}"
             )
         self.stats = BridgeStats()
-        self._subscribed = False
 
     def start(self) -> None:
-        # Once per instance: the services have no unsubscribe, and a second subscribe_raw
-        # would add a second route, delivering every message twice.
-        if self._subscribed:
-            return
-        self._subscribed = True
+        # Subscribing again (a restarted actor of this name) replaces the route: no
+        # message is delivered twice.
         # Without a payload type: the topic carries the device id, and the proactor's typed
         # path would drop the topic and count errors per filter rather than per device.
         self.services.subscribe_raw(
