@@ -152,6 +152,10 @@ class Link(TransportListener):
         self.last_sent = 0.0
         self.last_heard_wall = 0.0  # wall clock, for status pages only
         self.last_sent_wall = 0.0
+        # Why the last connection ended or the last attempt failed (kept once connected
+        # again, with its wall-clock time): what an operator asks of a link not active.
+        self.last_error = ""
+        self.last_error_wall = 0.0
         self._poll_timer: Any = None
         self._silence_timer: Any = None
         self._all_subscribed = False
@@ -370,11 +374,17 @@ class Link(TransportListener):
         self._pings.clear()
         self._all_subscribed = False
         self.log.info("disconnected from %s: %s", self.transport.broker_label, reason)
+        self._note_error(reason)
         self._input(LinkInput.mqtt_disconnected)
 
     def on_transport_connect_failed(self, reason: str) -> None:
         """Transport callback: one connect attempt failed; passed on to the owner."""
+        self._note_error(reason)
         self._owner.on_link_connect_failed(self, reason)
+
+    def _note_error(self, reason: str) -> None:
+        self.last_error = reason
+        self.last_error_wall = time.time()
 
     def on_transport_read_done(self) -> None:
         """Transport callback: a read batch ended; the owner dispatches what it brought."""

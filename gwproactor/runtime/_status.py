@@ -83,6 +83,8 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             "acks_pending": link.acks_pending,
             "acks_overdue": link.acks_overdue,
             "acks_unanswered": link.acks_unanswered,
+            "last_error": link.last_error or None,
+            "last_error_time": link.last_error_wall or None,
             "stats": link.stats.as_dict(),
         }
     store = proactor.store

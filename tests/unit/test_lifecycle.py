@@ -20,7 +20,15 @@ from gwproactor.actor.communicator import Runnable
 from gwproactor.links import Link
 from gwproactor.mqtt import MemoryBroker, MemoryTransport, Transport, TransportListener
 from gwproactor.store import StoreState
-from tests.helpers import REGISTRY, TIMEOUT, memory_factory, pair_settings
+from tests.helpers import (
+    REGISTRY,
+    TIMEOUT,
+    is_state,
+    memory_factory,
+    pair_settings,
+    running,
+    wait_active,
+)
 
 
 class StopsItsProactor(Communicator, Runnable):
@@ -86,3 +94,25 @@ async def test_a_part_that_fails_to_stop_does_not_keep_the_others_running() -> N
     await asyncio.wait_for(proactor.stop_and_join(), TIMEOUT)
     assert proactor.state == "stopped"
     assert proactor.store.state is StoreState.STOPPED
+
+
+async def test_status_says_why_a_link_is_not_active() -> None:
+    """A link that lost its broker shows the reason (and when) in /status, not only its
+    state; it stays after reconnecting, as the last thing that went wrong."""
+    broker = MemoryBroker()
+    parent, child = pair_settings(BrokerSettings())
+    factory = memory_factory(broker)
+    p, c = (
+        Proactor(parent, REGISTRY, transport_factory=factory),
+        Proactor(child, REGISTRY, transport_factory=factory),
+    )
+    async with running(p, c):
+        await wait_active(p, "child")
+        assert p.status()["links"]["child"]["last_error"] is None
+        with p.listener("link.state") as states:
+            broker.stop()
+            await states.wait_for(is_state("connecting", "child"), TIMEOUT)
+        link = p.status()["links"]["child"]
+        assert link["state"] == "connecting"
+        assert link["last_error"] == "broker stopped"
+        assert link["last_error_time"] > 0
