@@ -330,13 +330,16 @@ async def test_old_publishes_do_not_overtake_the_reupload_after_a_reconnect(
     active again, and the parent hands it to its actor; the uploader's re-upload (0, then
     1 again) follows, and 0 reaches the actor second. Expected: [0, 1]. The gateway drops
     paho's held publishes on reconnect (the uploader re-sends events in order), so it gets
-    that; this test failed with [1, 0] before."""
+    that; this test failed with [1, 0] before. Presence is off on the child's link: with
+    it the child stops uploading the moment the parent's will says it is gone, so nothing
+    is sent into the void at all (tests/unit/test_upload_hold.py); this test is about the
+    path without that help: paho's held publishes after a reconnect."""
     proxy = await fault_proxy_factory((mosquitto.host, mosquitto.port))
     tag = secrets.token_hex(3)
     names = {"parent": f"parent-{tag}", "child": f"child-{tag}"}
     direct = BrokerSettings(port=mosquitto.port, reconnect_min_seconds=0.05)
     _, child_settings = pair_settings(
-        BrokerSettings(port=proxy.port, reconnect_min_seconds=0.05), **names
+        BrokerSettings(port=proxy.port, reconnect_min_seconds=0.05), presence=False, **names
     )
     child = Proactor(child_settings, REGISTRY)
     first, _ = _parent(direct, **names)
