@@ -25,7 +25,8 @@ from typing import Final
 from result import Err, Ok
 
 from gwproactor.errors import StoreError, StoreFullError
-from gwproactor.store._model import DeadLetter, StoreStats
+from gwproactor.store._attempts import count_failed_attempts
+from gwproactor.store._model import StoreStats
 from gwproactor.store._ops import (
     AckOp,
     AppendOp,
@@ -57,22 +58,6 @@ _INSERT: Final = (
 _DELIVERED: Final = (
     "UPDATE events SET deliver_to = NULL "
     "WHERE event_id = ? AND pending = 0 AND deliver_to IS NOT NULL"
-)
-_COUNT_ATTEMPT: Final = (
-    "INSERT INTO delivery_attempts (event_id, attempts) "
-    "SELECT event_id, 1 FROM events WHERE event_id = ? AND pending = 1 "
-    "ON CONFLICT (event_id) DO UPDATE SET attempts = attempts + 1 RETURNING attempts"
-)
-_TO_DEAD_LETTERS: Final = (
-    "INSERT INTO dead_letters "
-    "(seq, event_id, type_name, time_ns, src, payload, nbytes, attempts, dead_at_ns) "
-    "SELECT seq, event_id, type_name, time_ns, src, payload, nbytes, ?, ? FROM events "
-    "WHERE event_id = ? AND pending = 1 RETURNING type_name, nbytes, seq"
-)
-# Attempts of events that are no longer pending (acked, dropped) are forgotten.
-_FORGET_ATTEMPTS: Final = (
-    "DELETE FROM delivery_attempts WHERE event_id NOT IN "
-    "(SELECT event_id FROM events WHERE pending = 1)"
 )
 _FIND_PENDING: Final = "SELECT seq, nbytes FROM events WHERE event_id = ? AND pending = 1"
 _DELETE_SEQ: Final = "DELETE FROM events WHERE seq = ?"
@@ -306,14 +291,17 @@ class SqliteWriter:
         what a reader still needs is copied next time)."""
         conn = self._conn
         assert conn is not None
+        done = False
         with suppress_sqlite_errors("checkpoint"):
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if busy:
-                return
-            self._ext_post(
-                BatchOutcome(stats=StoreStats(checkpoints=1), counts=replace(self._counts))
-            )
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            done = not busy and copied >= frames
+        if not done:
+            # A reader still needs older frames (or the checkpoint failed): try again one
+            # interval later, not at once (that would spin).
+            self._unchecked_since = time.monotonic()
+            return
         self._unchecked_since = None
+        self._ext_post(BatchOutcome(stats=StoreStats(checkpoints=1), counts=replace(self._counts)))
 
     def _ext_process(self, batch: Sequence[Op]) -> bool:
         out = BatchOutcome()
@@ -396,7 +384,8 @@ class SqliteWriter:
             cur.executemany(_DELIVERED, [(event_id,) for event_id in op.event_ids])
             return Ok(None), None
         if isinstance(op, FailedAttemptsOp):
-            return self._ext_failed_attempts(cur, op, stats), None
+            dead = count_failed_attempts(cur, op.event_ids, op.max_attempts, self._counts, stats)
+            return Ok(dead), None
         return self._ext_ack(cur, op, stats), None
 
     def _ext_append(
@@ -460,34 +449,6 @@ class SqliteWriter:
         self._counts.archive_bytes += nbytes
         stats.received_new += 1
         return Ok(True), None
-
-    def _ext_failed_attempts(
-        self, cur: sqlite3.Cursor, op: FailedAttemptsOp, stats: StoreStats
-    ) -> object:
-        """Count one more failed attempt for each pending event in ``op``; move those at
-        ``op.max_attempts`` to the dead letters. Returns Ok(list of DeadLetter)."""
-        dead: list[DeadLetter] = []
-        now_ns = time.time_ns()
-        cur.execute(_FORGET_ATTEMPTS)
-        for event_id in op.event_ids:
-            row = cur.execute(_COUNT_ATTEMPT, (event_id,)).fetchone()
-            if row is None:
-                continue  # acked or dropped meanwhile
-            stats.failed_attempts += 1
-            attempts = int(row[0])
-            if attempts < op.max_attempts:
-                continue
-            type_name, nbytes, seq = cur.execute(
-                _TO_DEAD_LETTERS, (attempts, now_ns, event_id)
-            ).fetchone()
-            cur.execute(_DELETE_SEQ, (seq,))
-            cur.execute("DELETE FROM delivery_attempts WHERE event_id = ?", (event_id,))
-            self._counts.pending_count -= 1
-            self._counts.pending_bytes -= nbytes
-            self._counts.dead_letter_count += 1
-            stats.dead_lettered += 1
-            dead.append(DeadLetter(event_id, type_name, attempts))
-        return Ok(dead)
 
     def _ext_ack(self, cur: sqlite3.Cursor, op: AckOp, stats: StoreStats) -> object:
         if isinstance(op.event_id, tuple):
