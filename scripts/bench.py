@@ -156,7 +156,10 @@ def run(plan: Plan, work_dir: Path, flash: Json) -> tuple[Json, list[Json]]:
         Workers(work_dir / "logs", work_dir / "state") as workers,
     ):  # entering the broker starts it
         env = environment(broker)
-        print_intro(plan, env)
+        if plan.sections:
+            print_intro(plan, env)
+        else:
+            print(f"gwproactor benchmark: Python {env['python']}, {env['cpus']} CPU(s)", flush=True)
         for index in range(plan.rounds if plan.sections else 0):
             started = time.monotonic()
             print(f"round {index + 1}/{plan.rounds} (order: ", end="", flush=True)

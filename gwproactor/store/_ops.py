@@ -158,14 +158,37 @@ def backlog_reader(after_seq: int, limit: int) -> Callable[[sqlite3.Connection],
 
 
 def query_reader(
-    conditions: Sequence[str], params: Sequence[object], limit: int, *, latest: bool
+    conditions: Sequence[str],
+    params: Sequence[object],
+    limit: int,
+    *,
+    latest: bool,
+    pending: bool | None = None,
 ) -> Callable[[sqlite3.Connection], list[StoredEvent]]:
-    """A read returning events matching all ``conditions`` (trusted SQL, ``?`` params),
-    in seq order: the first ``limit``, or the last ``limit`` when ``latest``."""
-    where = " AND ".join(conditions) or "1"
+    """A read returning events matching all ``conditions`` (trusted SQL, ``?`` params)
+    and ``pending`` (None: both kinds), in seq order: the first ``limit``, or the last
+    ``limit`` when ``latest``.
+
+    ``pending`` is written into the SQL as a literal: the type and time indexes are partial
+    (archived events only, so that a new pending event writes two index pages fewer), and
+    sqlite uses a partial index only for a query that names its condition literally. Both
+    kinds: one query per kind, each with its own best plan, merged.
+    """
     order = "DESC" if latest else "ASC"
-    sql = f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY seq {order} LIMIT ?"  # noqa: S608 - conditions are built from constants; values are parameters
-    args = (*params, limit)
+
+    def select(kind: int) -> str:
+        where = " AND ".join([f"pending = {kind}", *conditions])
+        return f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY seq {order} LIMIT ?"  # noqa: S608 - conditions are built from constants; values are parameters
+
+    if pending is not None:
+        sql = select(int(pending))
+        args: tuple[object, ...] = (*params, limit)
+    else:
+        sql = (
+            f"SELECT * FROM ({select(0)}) UNION ALL SELECT * FROM ({select(1)}) "  # noqa: S608 - as above
+            f"ORDER BY seq {order} LIMIT ?"
+        )
+        args = (*params, limit, *params, limit, limit)
 
     def read(conn: sqlite3.Connection) -> list[StoredEvent]:
         events = [_row_event(row) for row in conn.execute(sql, args)]

@@ -424,10 +424,9 @@ class EventStore:
         if end_ns is not None:
             conditions.append("time_ns < ?")
             params.append(end_ns)
-        if pending is not None:
-            conditions.append("pending = ?")
-            params.append(int(pending))
-        return await self._read(query_reader(conditions, params, limit, latest=latest))
+        return await self._read(
+            query_reader(conditions, params, limit, latest=latest, pending=pending)
+        )
 
     async def flush(self) -> None:
         """Return once everything submitted before this call is committed (or failed).

@@ -13,7 +13,7 @@ import pytest
 
 from gwproactor.store import StoreSettings
 
-from ._support import StoreFactory, append, eid, ok, started, store_factory, wait
+from ._support import SRC, TYPE, StoreFactory, append, eid, ok, started, store_factory, wait
 
 
 @pytest.fixture
@@ -78,3 +78,44 @@ async def test_a_read_or_a_stop_commits_held_acks_first(make_store: StoreFactory
     late = store.ack(eid(1))
     await wait(store.stop())
     assert ok(await wait(late)) is True
+
+
+def _index_sql(path: Path) -> dict[str, str]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return {
+            name: sql
+            for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='index'")
+            if sql
+        }
+
+
+async def test_type_and_time_indexes_hold_archived_events_only_after_an_upgrade(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
+    # A version-3 store: the type and time indexes over every event.
+    store, _ = await started(make_store)
+    await wait(store.stop())
+    with contextlib.closing(sqlite3.connect(store.path)) as conn:
+        conn.executescript(
+            "DROP INDEX events_type_time; DROP INDEX events_time;"
+            "CREATE INDEX events_type_time ON events(type_name, time_ns);"
+            "CREATE INDEX events_time ON events(time_ns); PRAGMA user_version = 3;"
+        )
+    again, _ = make_store()
+    await wait(again.start())
+    for i in range(3):
+        ok(await wait(append(again, i)))
+    ok(await wait(again.record_received(TYPE, "r1", 5, SRC, b"{}")))
+    # Queries still see both kinds, by type, time and kind, first and latest.
+    everything = await wait(again.query("t.*", start_ns=0, limit=10))
+    assert [e.event_id for e in everything] == [eid(0), eid(1), eid(2), "r1"]
+    assert [e.event_id for e in await wait(again.query(limit=2, latest=True))] == [eid(2), "r1"]
+    assert [e.event_id for e in await wait(again.query(pending=False))] == ["r1"]
+    assert [e.event_id for e in await wait(again.query(end_ns=1_002, pending=True))] == [
+        eid(0),
+        eid(1),
+    ]
+    await wait(again.stop())
+    indexes = _index_sql(again.path)
+    for name in ("events_type_time", "events_time"):
+        assert indexes[name].endswith("WHERE pending = 0"), indexes[name]
