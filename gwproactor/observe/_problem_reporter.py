@@ -38,6 +38,10 @@ OVERFLOW_KEY = "overflow"
 MAX_KINDS = 64
 """Distinct ``kind`` labels counted in ``ProactorStats.problems_by_kind``."""
 
+MAX_TEXT = 1000
+"""Characters of a summary or details kept: the text often quotes what a peer sent (a
+header, a topic), which may be as long as the largest payload."""
+
 
 class ProblemReporter:
     """Loop-only. Reports with the same key are rate-limited to one per ``interval``; the
@@ -87,6 +91,7 @@ class ProblemReporter:
         ``kind`` labels the ``problems_total`` counter (``unroutable``, ``handler``,
         ``store``...); by default the part of ``key`` before its first ``:``. At most
         :data:`MAX_KINDS` kinds are counted apart, the rest as ``other``."""
+        summary, details = _bounded(summary), _bounded(details)
         key = key or summary
         self._stats.problems_reported += 1
         self._count_kind(kind if kind is not None else key.split(":", 1)[0])
@@ -150,3 +155,9 @@ class ProblemReporter:
         if kind not in by_kind and len(by_kind) >= MAX_KINDS:
             kind = OTHER
         by_kind[kind] += 1
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_TEXT:
+        return text
+    return f"{text[:MAX_TEXT]}... ({len(text) - MAX_TEXT} more characters)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -116,3 +117,20 @@ async def test_status_says_why_a_link_is_not_active() -> None:
         assert link["state"] == "connecting"
         assert link["last_error"] == "broker stopped"
         assert link["last_error_time"] > 0
+
+
+async def test_a_peers_long_strings_make_no_long_problem_reports(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A header naming a 100,000-character source is a mismatch reported with the header's
+    text: the log line, /status and the stored problem event carry a bounded part of it."""
+    _, child = pair_settings(BrokerSettings())
+    proactor = Proactor(child, REGISTRY, transport_factory=memory_factory(MemoryBroker()))
+    header = {"src": "p" * 100_000, "dst": "child", "message_type": "test.hello", "message_id": "1"}
+    data = json.dumps({"header": header, "payload": {"n": 1}}).encode()
+    async with running(proactor):
+        proactor.link("parent").on_transport_message("gw/parent/to/child/test.hello", data)
+    problem = proactor.problems.recent[-1]
+    assert "decode.mismatch" in problem.summary
+    assert len(problem.details) <= 1_100
+    assert max(len(r.getMessage()) for r in caplog.records) <= 1_500
