@@ -81,6 +81,13 @@ def _unreadable_env(directory: Path) -> None:
         os.chown(path, 65534, 65534)
 
 
+def _unreadable_config(directory: Path) -> None:
+    path = directory / "gw.toml"
+    path.chmod(0o600)
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534)
+
+
 def _drop_dac() -> tuple[str, ...]:
     if os.geteuid() != 0:
         return ()
@@ -127,6 +134,7 @@ def _cases(port: int) -> dict[str, Case]:
         "newer-store": Case((), LINK, _newer_store),
         "env-missing": Case(("--env-file", "secret.env")),
         "env-unreadable": Case(("--env-file", "secret.env"), LINK, _unreadable_env, _drop_dac),
+        "config-unreadable": Case((), LINK, _unreadable_config, _drop_dac),
     }
     out: dict[str, Case] = {}
     for name, case in cases.items():
@@ -184,6 +192,7 @@ EXPECTED = {
     "newer-store": [f"schema {NEWER_STORE_VERSION}", "written by a newer gwproactor"],
     "env-missing": ["--env-file secret.env does not exist"],
     "env-unreadable": ["--env-file secret.env is not readable"],
+    "config-unreadable": ["config file gw.toml cannot be read", "Permission denied"],
 }
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,19 @@ import pytest
 
 from gwproactor.store import StoreSettings
 
-from ._support import SRC, TYPE, StoreFactory, append, eid, ok, started, store_factory, wait
+from ._support import (
+    FIT,
+    SMALL,
+    SRC,
+    TYPE,
+    StoreFactory,
+    append,
+    eid,
+    ok,
+    started,
+    store_factory,
+    wait,
+)
 
 
 @pytest.fixture
@@ -119,3 +132,19 @@ async def test_type_and_time_indexes_hold_archived_events_only_after_an_upgrade(
     indexes = _index_sql(again.path)
     for name in ("events_type_time", "events_time"):
         assert indexes[name].endswith("WHERE pending = 0"), indexes[name]
+
+
+async def test_a_problem_each_batch_is_left_to_the_rate_limited_reporter(
+    make_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With an ``on_problem`` callback (a gateway's problem reporter, which rate-limits),
+    the store does not also log every batch's problem itself (a full disk fails every
+    batch: 1,700 lines a second in the issue)."""
+    store, problems = await started(
+        make_store, StoreSettings(max_bytes=SMALL, overflow_policy="refuse_new")
+    )
+    caplog.set_level(logging.WARNING, logger="gwproactor.store")
+    for i in range(FIT + 20):
+        await wait(append(store, i))
+    assert problems.kinds().count("store.refused") == 20
+    assert [r for r in caplog.records if r.name.startswith("gwproactor.store")] == []
