@@ -6,13 +6,7 @@ a tree, queued upstream in the same transaction) *before* they are acked, so an 
 means "this event is safe here". De-duplication of received events is the store's: it
 survives restarts, so a re-sent event is never handed to an actor twice.
 
-Hand-off to actors is crash-safe: an event an actor wants is archived as owed to it, in the
-same transaction that archives it, and marked delivered only once the actor has returned
-from it. At start, events still owed (the gateway died with them queued or being handled)
-are handed to their actors again, oldest first, before anything new arrives. An event whose
-actor had already returned when the process died (the mark is committed a few milliseconds
-later) is handed over again: :meth:`EventManager.is_redelivery` is True for exactly these
-re-handed events, so an actor whose effect must happen once checks the id it recorded.
+Hand-off to actors is crash-safe: see :mod:`gwproactor.events._handoff`.
 """
 
 from __future__ import annotations
@@ -20,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from result import Err, Ok, Result
@@ -30,6 +22,7 @@ from result import Err, Ok, Result
 from gwproactor.config import ProactorSettings
 from gwproactor.errors import StoreError, StoreFullError, UnsendableEventError
 from gwproactor.events._future import EventFuture
+from gwproactor.events._handoff import ActorHandoff, Deliver
 from gwproactor.events._uploader import Uploader
 from gwproactor.links import Link
 from gwproactor.observe.listeners import ListenerHub
@@ -41,14 +34,7 @@ from gwproactor.wire.message import Event, Header, Message, new_message_id
 __all__ = ("EventManager",)
 
 EventResult = Result[str, StoreError]
-# A slow actor's delivered marks go to the store at least this often during a long burst.
-_MARK_DELAY_SECONDS = 0.002
 _EMPTY_SRC = b'{"src":""'
-
-
-Deliver = Callable[[Message[Any], Callable[[], None]], None]
-"""``deliver(message, on_done)``: queue an event for its actor; ``on_done()`` once the actor
-has returned from it."""
 
 
 class EventManager:
@@ -79,14 +65,11 @@ class EventManager:
         self.stats = stats
         self.hub = hub
         self._target = target
-        self._deliver = deliver
-        self._registry = registry
         self._report_problem = report_problem
-        self._to_mark: list[str] = []  # handed-over ids whose mark is not yet submitted
-        self._mark_since = 0.0  # when the oldest of them was handed over (monotonic)
-        self._owed: list[Message[Any]] = []  # loaded at start, handed over by redeliver()
-        self._redelivered: set[str] = set()  # ids re-handed after a restart, until returned
         self._log = logger
+        self.handoff = ActorHandoff(
+            store, settings.name, registry, deliver, stats=stats, logger=logger
+        )
         self.unsendable = 0  # events refused or kept back: the upstream peer cannot decode them
         self._loop: asyncio.AbstractEventLoop | None = None
         self.uploader: Uploader | None = None
@@ -107,57 +90,19 @@ class EventManager:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
 
-    # -- hand-off to actors ------------------------------------------------------------------
+    # -- hand-off to actors (see ActorHandoff) ----------------------------------------------
 
     async def load_undelivered(self) -> int:
-        """Read the archived events still owed to actors (store running, links not yet
-        started); :meth:`redeliver` hands them over. Returns how many."""
-        owed: list[Message[Any]] = []
-        after = 0
-        limit = self.store.settings.max_query_limit
-        undecodable: list[str] = []
-        while True:
-            batch = await self.store.undelivered(after, limit)
-            for stored, actor in batch:
-                after = stored.seq
-                message = self._rebuild(stored, actor)
-                if message is None:
-                    undecodable.append(stored.event_id)
-                else:
-                    owed.append(message)
-            if len(batch) < limit:
-                break
-        if undecodable:
-            self._log.warning(
-                "%d events owed to actors can no longer be decoded; not handed over",
-                len(undecodable),
-            )
-            self.store.mark_delivered(undecodable)
-        if owed:
-            self._log.warning(
-                "%d received events were not yet handled by their actors when the gateway "
-                "last stopped; handing them over again",
-                len(owed),
-            )
-        self._owed = owed
-        self.stats.events_redelivered += len(owed)
-        return len(owed)
+        return await self.handoff.load_undelivered()
 
-    def _rebuild(self, stored: StoredEvent, actor: str) -> Message[Any] | None:
-        payload_type = self._registry.get(stored.type_name)
-        if payload_type is None:
-            return None
-        try:
-            payload = payload_type.model_validate_json(stored.payload)
-        except ValueError:
-            return None
-        return Message.create(
-            stored.src,
-            self.gateway,
-            payload,
-            actor=actor,
-            message_id=stored.event_id,
-        )
+    def redeliver(self) -> None:
+        self.handoff.redeliver()
+
+    def is_redelivery(self, message: Message[Any]) -> bool:
+        return self.handoff.is_redelivery(message)
+
+    def flush_delivered(self) -> None:
+        self.handoff.flush_delivered()
 
     @property
     def stranded(self) -> int:
@@ -177,47 +122,6 @@ class EventManager:
                 error=False,
                 key="events.stranded",
             )
-
-    def redeliver(self) -> None:
-        """Queue the events :meth:`load_undelivered` found, in store order (call right after
-        the dispatcher starts, before any link can deliver something newer)."""
-        owed, self._owed = self._owed, []
-        for message in owed:
-            event_id = message.header.message_id
-            self._redelivered.add(event_id)
-            self._deliver(message, partial(self._handed, event_id))
-
-    def is_redelivery(self, message: Message[Any]) -> bool:
-        """True while ``message`` is an event handed over again after a restart: the actor
-        may have handled it just before the gateway died (see the module docstring)."""
-        return bool(self._redelivered) and message.header.message_id in self._redelivered
-
-    def _handed(self, event_id: str) -> None:
-        """The actor returned from ``event_id``: mark it delivered, in one store operation
-        per loop iteration for a burst, or sooner when the actor is slow (each mark not yet
-        committed is an event that a crash would hand over again)."""
-        self._redelivered.discard(event_id)
-        to_mark = self._to_mark
-        to_mark.append(event_id)
-        now = time.monotonic()
-        if len(to_mark) == 1:
-            self._mark_since = now
-            asyncio.get_running_loop().call_soon(self.flush_delivered)
-        elif now - self._mark_since >= _MARK_DELAY_SECONDS:
-            self.flush_delivered()
-
-    def flush_delivered(self) -> None:
-        """Submit the pending delivered marks now (also called before the store stops)."""
-        ids, self._to_mark = self._to_mark, []
-        self._mark_since = time.monotonic()
-        if not ids or self.store.state is not StoreState.RUNNING:
-            return
-        self.store.mark_delivered(ids).add_done_callback(self._marked)
-
-    def _marked(self, future: asyncio.Future[Result[None, StoreError]]) -> None:
-        if not future.cancelled() and isinstance(future.result(), Err):
-            # The events stay owed and are handed over again at the next start.
-            self._log.error("could not mark events delivered: %s", future.result())
 
     # -- generating ------------------------------------------------------------------------
 
@@ -475,7 +379,7 @@ class EventManager:
                 {"event_id": header.message_id, "type_name": header.message_type},
             )
         if deliver_to is not None:
-            self._deliver(message, partial(self._handed, header.message_id))
+            self.handoff.deliver(message)
 
     # -- queries -----------------------------------------------------------------------------
 
