@@ -188,6 +188,12 @@ class MQTTClientWrapper(WrapperReferenceForms):
             return
         self._stop_requested.set()
         self._cancel_failback()
+        connack = self._connack
+        if connack is not None and not connack.done():
+            # Waiting for a CONNACK that no longer matters: give it up now (stopping is not
+            # a failed attempt, so nothing is reported).
+            self._attempt_reported = True
+            connack.set_result(False)
         if self._connected and self._client is not None:
             self._client.disconnect()
             self._io.after_io()
@@ -271,7 +277,7 @@ class MQTTClientWrapper(WrapperReferenceForms):
                     lost_wait.cancel()
                 self._cancel_failback()
                 self._judge_connection()
-            elif self._selector.failed():
+            elif not self._stop_requested.is_set() and self._selector.failed():
                 self._use_broker(self._selector.index)
             if self._stop_requested.is_set():
                 break

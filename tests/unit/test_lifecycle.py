@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -134,3 +135,34 @@ async def test_a_peers_long_strings_make_no_long_problem_reports(
     assert "decode.mismatch" in problem.summary
     assert len(problem.details) <= 1_100
     assert max(len(r.getMessage()) for r in caplog.records) <= 1_500
+
+
+async def test_stop_does_not_wait_for_a_connack_that_no_longer_matters() -> None:
+    """A broker that accepts TCP and never answers CONNECT: stopping the gateway gives up
+    the CONNACK at once. Before, each such link held the stop for its whole stop timeout
+    (links stop one after the other: N silent brokers, N timeouts)."""
+    got_connect = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.read(1)  # the CONNECT packet's first byte
+        got_connect.set()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _, child = pair_settings(BrokerSettings(port=port, connect_timeout_seconds=60.0))
+    child.stop_timeout_seconds = 10.0
+    proactor = Proactor(child, REGISTRY)
+    try:
+        await asyncio.wait_for(proactor.start(), TIMEOUT)
+        await asyncio.wait_for(got_connect.wait(), TIMEOUT)
+        started = time.monotonic()
+        await asyncio.wait_for(proactor.stop_and_join(), 30)
+        assert time.monotonic() - started < 5.0
+        assert proactor.stats.link("parent").connect_failures == 0  # stopping is no failure
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
