@@ -414,14 +414,22 @@ class Link(TransportListener):
         (from the peer, to us), counted, acked if asked and de-duplicated: acks clear
         deadlines, events go to :meth:`LinkOwner.on_link_event`, other new messages to the
         receive queue. The peer's presence and raw topics go to the owner. Undecodable
-        input is counted and reported, never raised."""
-        if not topic.startswith(self._gw_prefix):
-            self.stats.raw_in += 1
-            self._owner.on_link_raw_message(self, topic, payload)
-        elif topic == self.peer_status_topic:
-            self._on_presence(payload)
-        else:
-            self._on_gw_message(topic, payload)
+        input is counted and reported, never raised; so is an error past the codec (a bug,
+        or a subscriber model's validator): raised here, it would end the transport's read
+        batch, leaving the rest of it unread until the next packet."""
+        try:
+            if not topic.startswith(self._gw_prefix):
+                self.stats.raw_in += 1
+                self._owner.on_link_raw_message(self, topic, payload)
+            elif topic == self.peer_status_topic:
+                self._on_presence(payload)
+            else:
+                self._on_gw_message(topic, payload)
+        except Exception as e:  # reported: the next message must still flow
+            self.log.debug("handling a message on %s failed", topic, exc_info=e)
+            self._owner.on_link_problem(
+                self, "receive_error", f"{type(e).__name__}: {e} (topic {topic[:200]!r})"
+            )
 
     def _on_gw_message(self, topic: str, payload: bytes) -> None:
         result = self.codec.decode(topic, payload)

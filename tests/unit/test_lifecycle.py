@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from pydantic import field_validator
 from result import Ok, Result
 
 from gwproactor import (
     BrokerSettings,
     Communicator,
     Message,
+    Payload,
     Proactor,
     ServicesInterface,
     StateError,
@@ -25,11 +27,13 @@ from gwproactor.store import StoreState
 from tests.helpers import (
     REGISTRY,
     TIMEOUT,
+    Recorder,
     is_state,
     memory_factory,
     pair_settings,
     running,
     wait_active,
+    wait_until,
 )
 
 
@@ -166,3 +170,48 @@ async def test_stop_does_not_wait_for_a_connack_that_no_longer_matters() -> None
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+class Touchy(Payload):
+    """A subscriber's model whose validator has a bug: it raises KeyError (which pydantic
+    does not turn into a ValidationError) for some input."""
+
+    type_name: ClassVar[str] = "test.touchy"
+    value: dict[str, int]
+
+    @field_validator("value")
+    @classmethod
+    def _needs_x(cls, value: dict[str, int]) -> dict[str, int]:
+        value["x"]
+        return value
+
+
+async def test_a_bug_on_the_receive_path_is_reported_and_the_next_message_flows() -> None:
+    """An exception past the codec (here a subscriber model's validator) is counted and
+    reported as a link problem. Before, it escaped into the transport's read callback: a
+    traceback from the loop, and on a real socket the rest of the read batch waited for
+    the next packet (and its PUBACK was never sent)."""
+    broker = MemoryBroker()
+    parent, child = pair_settings(BrokerSettings())
+    factory = memory_factory(broker)
+    p = Proactor(parent, REGISTRY, transport_factory=factory)
+    c = Proactor(child, REGISTRY, transport_factory=factory)
+    rx = Recorder("rx", c)
+    c.add_communicator(rx)
+    c.subscribe_raw("parent", "dev/#", "rx", payload_type=Touchy)
+    errors: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        async with running(p, c):
+            await wait_active(c, "parent")
+            with c.listener("message.dispatched") as dispatched:
+                p.publish_raw("child", "dev/1", b'{"value": {"y": 1}}')
+                p.publish_raw("child", "dev/2", b'{"value": {"x": 2}}')
+                await wait_until(lambda: len(rx.received) == 1, dispatched, TIMEOUT)
+    finally:
+        loop.set_exception_handler(None)
+    assert rx.received[0].payload.topic == "dev/2"
+    assert errors == []
+    problem = next(p for p in c.problems.recent if "receive_error" in p.summary)
+    assert "KeyError" in problem.details
