@@ -145,26 +145,33 @@ class EventManager:
             outer.set_result(Err(UnsendableEventError(self._unsendable_text(event.type_name))))
             return outer
         type_name, event_id, time_ns, src, payload = self._prepare(event)
-        self.uncommitted += 1
-        outer.add_done_callback(self._one_less)
+        # The store calls back on the loop as it takes the batch's outcome: ``outer`` is
+        # resolved in that same loop iteration (no inner future whose done-callback would
+        # wait for the next one), and the awaiting task runs in the iteration after.
         if self.uploader is None:
-            archived = self.store.record_received(type_name, event_id, time_ns, src, payload)
-            archived.add_done_callback(lambda f: _settle(outer, f.result().map(lambda _: event_id)))
-            return outer
-        inner = self.store.append(type_name, event_id, time_ns, src, payload)
 
-        def committed(future: asyncio.Future[Result[int, StoreError]]) -> None:
-            result = future.result()
-            if isinstance(result, Ok):
-                self._committed(
-                    StoredEvent(result.ok_value, event_id, type_name, time_ns, src, payload, True)
-                )
-                _settle(outer, Ok(event_id))
-            else:
-                self.stats.events_rejected += 1
-                _settle(outer, Err(result.err_value))
+            def archived(result: Result[bool, StoreError]) -> None:
+                self.uncommitted -= 1
+                _settle(outer, Ok(event_id) if isinstance(result, Ok) else result)
 
-        inner.add_done_callback(committed)
+            self.store.record_received_then(type_name, event_id, time_ns, src, payload, archived)
+        else:
+
+            def committed(result: Result[int, StoreError]) -> None:
+                self.uncommitted -= 1
+                if isinstance(result, Ok):
+                    self._committed(
+                        StoredEvent(
+                            result.ok_value, event_id, type_name, time_ns, src, payload, True
+                        )
+                    )
+                    _settle(outer, Ok(event_id))
+                else:
+                    self.stats.events_rejected += 1
+                    _settle(outer, result)
+
+            self.store.append_then(type_name, event_id, time_ns, src, payload, committed)
+        self.uncommitted += 1  # after the submit, which raises StateError if not running
         return outer
 
     def _sendable(self, type_name: str) -> bool:
@@ -186,9 +193,6 @@ class EventManager:
             error=False,
             key=f"events.unsendable.{type_name}",
         )
-
-    def _one_less(self, _: asyncio.Future[EventResult]) -> None:
-        self.uncommitted -= 1
 
     def generate_event_threadsafe(self, event: Event) -> EventResult:
         """From a worker thread: blocks until committed (never call it on the loop)."""

@@ -516,18 +516,20 @@ class SqliteWriter:
         self._ext_resolve(out, op.waiter, value)
 
     def _ext_resolve(self, out: BatchOutcome, waiter: Waiter, value: object) -> None:
-        if isinstance(waiter, asyncio.Future):
+        if isinstance(waiter, concurrent.futures.Future):
+            if not waiter.done():
+                waiter.set_result(value)
+        else:
             out.results.append((waiter, value))
-        elif not waiter.done():
-            waiter.set_result(value)
 
     def _ext_resolve_exception(
         self, out: BatchOutcome, waiter: Waiter, error: BaseException
     ) -> None:
-        if isinstance(waiter, asyncio.Future):
+        if isinstance(waiter, concurrent.futures.Future):
+            if not waiter.done():
+                waiter.set_exception(error)
+        else:
             out.errors.append((waiter, error))
-        elif not waiter.done():
-            waiter.set_exception(error)
 
     def _ext_post(self, out: BatchOutcome) -> None:
         try:

@@ -22,6 +22,7 @@ from gwproactor.store._ops import (
     Counts,
     DeliveredOp,
     FailedAttemptsOp,
+    LoopCallback,
     ReadOp,
     ReceiveOp,
     WriteOp,
@@ -239,6 +240,24 @@ class EventStore:
         self._submit(writer, AppendOp(type_name, event_id, time_ns, src, payload, future))
         return future
 
+    def append_then(
+        self,
+        type_name: str,
+        event_id: str,
+        time_ns: int,
+        src: str,
+        payload: bytes,
+        then: Callable[[Result[int, StoreError]], object],
+    ) -> None:
+        """:meth:`append` without a future: the loop calls ``then(result)`` (the result
+        the future would hold) as soon as it takes the batch's outcome, one loop iteration
+        and one scheduled callback earlier than a future's done-callback. ``then`` must
+        not raise. Never blocks. Raises ``StateError`` unless running."""
+        _, writer = self._require_running()
+        self._submit(
+            writer, AppendOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
+        )
+
     def append_threadsafe(
         self, type_name: str, event_id: str, time_ns: int, src: str, payload: bytes
     ) -> Result[int, StoreError]:
@@ -313,6 +332,22 @@ class EventStore:
             ReceiveOp(type_name, event_id, time_ns, src, payload, future, deliver_to=deliver_to),
         )
         return future
+
+    def record_received_then(
+        self,
+        type_name: str,
+        event_id: str,
+        time_ns: int,
+        src: str,
+        payload: bytes,
+        then: Callable[[Result[bool, StoreError]], object],
+    ) -> None:
+        """:meth:`record_received` (without ``deliver_to``) calling ``then(result)`` on the
+        loop instead of resolving a future, as :meth:`append_then` does."""
+        _, writer = self._require_running()
+        self._submit(
+            writer, ReceiveOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
+        )
 
     def record_and_forward(
         self,
@@ -468,12 +503,23 @@ class EventStore:
         self._stats.add(out.stats)
         for kind, detail in out.problems:
             self._report(kind, detail)
-        for future, value in out.results:
-            if not future.done():
-                future.set_result(value)
-        for future, error in out.errors:
-            if not future.done():
-                future.set_exception(error)
+        for waiter, value in out.results:
+            if isinstance(waiter, LoopCallback):
+                self._call(waiter, value)
+            elif not waiter.done():
+                waiter.set_result(value)
+        for waiter, error in out.errors:
+            if isinstance(waiter, LoopCallback):  # writes answer Err values, not exceptions
+                self._call(waiter, Err(StoreError(str(error))))
+            elif not waiter.done():
+                waiter.set_exception(error)
+
+    @staticmethod
+    def _call(waiter: LoopCallback, value: object) -> None:
+        try:
+            waiter.fn(value)
+        except Exception:
+            logger.exception("event store: a commit callback failed")
 
     def _report(self, kind: str, detail: str) -> None:
         if self._on_problem is None:
