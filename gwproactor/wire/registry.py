@@ -7,5 +7,6 @@ from gwproactor.wire.codec import MessageRegistry
 
 
 def default_registry() -> MessageRegistry:
-    """gw.ack, gw.ping and gw.problem; actors add their own through ``payload_types``."""
+    """gw.ack, gw.acks, gw.ping (every registry has them) and gw.problem; actors add
+    their own through ``payload_types``."""
     return MessageRegistry(ProblemEvent)
