@@ -156,14 +156,14 @@ async def test_stop_does_not_wait_for_a_connack_that_no_longer_matters() -> None
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     _, child = pair_settings(BrokerSettings(port=port, connect_timeout_seconds=60.0))
-    child.stop_timeout_seconds = 10.0
+    child.stop_timeout_seconds = 20.0
     proactor = Proactor(child, REGISTRY)
     try:
         await asyncio.wait_for(proactor.start(), TIMEOUT)
         await asyncio.wait_for(got_connect.wait(), TIMEOUT)
         started = time.monotonic()
-        await asyncio.wait_for(proactor.stop_and_join(), 30)
-        assert time.monotonic() - started < 5.0
+        await asyncio.wait_for(proactor.stop_and_join(), 60)
+        assert time.monotonic() - started < 8.0  # was the stop timeout (20 s)
         assert proactor.stats.link("parent").connect_failures == 0  # stopping is no failure
     finally:
         for writer in writers:
