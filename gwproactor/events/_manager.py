@@ -351,8 +351,15 @@ class EventManager:
         result = future.result()
         header = message.header
         if isinstance(result, Err):
-            # Not acked: the peer keeps the event and sends it again later.
-            self._log.error("could not store event %s: %s", header.message_id, result.err_value)
+            # Not acked: the peer keeps the event and sends it again later. Rate-limited:
+            # a store that refuses every event would otherwise log each one on each re-send.
+            self._report_problem(
+                "events: could not store a received event",
+                f"{header.message_type} {header.message_id} from {link.name}: "
+                f"{result.err_value} (not acked; the peer sends it again later)",
+                key="events.store_received",
+                kind="store",
+            )
             return
         value = result.ok_value
         is_new = value is True or (forward and value is not None)
