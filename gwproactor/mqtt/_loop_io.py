@@ -12,6 +12,7 @@ gives it the current client. Loop-only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections.abc import Callable
@@ -79,15 +80,14 @@ class LoopIO:
         sock = client.socket()
         if sock is None:
             return
+        quickack = False
         try:
             data = sock.recv(self.settings.read_buffer_bytes)
             if not data:
                 client.feed_eof()
             else:
                 client.feed(data)
-                if self._quickack and isinstance(sock, socket.socket):
-                    # Linux clears quick-ACK mode on its own: set it again after each read.
-                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+                quickack = self._quickack
                 # TLS: decrypted bytes may wait in the SSL object with the fd quiet.
                 while isinstance(sock, ssl.SSLSocket) and sock.pending():
                     client.feed(sock.recv(sock.pending()))
@@ -96,6 +96,11 @@ class LoopIO:
         except OSError as e:  # reset, TLS failure: paho reports it as a lost connection
             client.feed_error(e)
         self.drain()
+        if quickack and isinstance(sock, socket.socket):
+            # Linux clears quick-ACK mode on its own: set it again after each read. After
+            # the messages are handed over, so that this syscall is not in their latency.
+            with contextlib.suppress(OSError):  # the read may have ended the connection
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
     def drain(self) -> None:
         """Let paho parse what is buffered, up to ``read_batch_packets`` packets; yield to
