@@ -23,7 +23,12 @@ from rich.logging import RichHandler
 from gwproactor.cli._preflight import preflight
 from gwproactor.config import ProactorSettings, load_settings
 from gwproactor.errors import ConfigError, ProactorError
-from gwproactor.observe.logging_setup import resolve_format, setup_logging, stream_handler
+from gwproactor.observe.logging_setup import (
+    log_uncaught,
+    resolve_format,
+    setup_logging,
+    stream_handler,
+)
 from gwproactor.runtime.proactor import Proactor
 from gwproactor.wire.registry import default_registry
 
@@ -77,13 +82,22 @@ def run_command(
     except StartupError as e:
         fail(str(e))
         return EXIT_CONFIG
+    rich = _is_rich(settings)
+    # Off a terminal, a thread's uncaught exception and Python warnings are log records
+    # too (one line each), not multi-line dumps on stderr.
+    restore = _nothing if rich else log_uncaught(logging.getLogger("gwproactor"))
     try:
-        return asyncio.run(_run(proactor, config, console if _is_rich(settings) else None))
+        return asyncio.run(_run(proactor, config, console if rich else None))
     finally:
+        restore()
         root = logging.getLogger()
         for added in handlers:
             root.removeHandler(added)
             added.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _load(

@@ -27,9 +27,10 @@ import logging
 import logging.handlers
 import os
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -42,6 +43,7 @@ __all__ = (
     "JsonFormatter",
     "OneLineFormatter",
     "format_exceptions",
+    "log_uncaught",
     "resolve_format",
     "setup_logging",
     "stream_handler",
@@ -260,6 +262,30 @@ def setup_logging(
     for handler in added:
         target.addHandler(handler)
     return added
+
+
+def log_uncaught(logger: logging.Logger) -> Callable[[], None]:
+    """Send what would otherwise reach stderr as a multi-line dump through ``logger``: an
+    exception that ends a thread (``threading.excepthook``) and Python warnings. Under
+    systemd each is then one journal entry with its priority. Returns a function that
+    restores the previous hooks."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if issubclass(args.exc_type, SystemExit):
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+        logger.critical("uncaught exception in thread %s", name, exc_info=exc_info)
+
+    threading.excepthook = hook
+    logging.captureWarnings(True)
+
+    def restore() -> None:
+        threading.excepthook = previous
+        logging.captureWarnings(False)
+
+    return restore
 
 
 def format_exceptions(exceptions: Sequence[BaseException], *, tracebacks: bool = True) -> str:

@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from gwproactor.config import LoggingSettings
 from gwproactor.observe.logger import ProactorLogger
 from gwproactor.observe.logging_setup import (
+    log_uncaught,
     resolve_format,
     setup_logging,
     stream_handler,
@@ -123,3 +125,27 @@ def test_file_log_off_under_systemd_unless_asked(tmp_path: Path) -> None:
             for handler in handlers:
                 logger.general.removeHandler(handler)
                 handler.close()
+
+
+def test_an_uncaught_thread_exception_is_one_record() -> None:
+    stream = io.StringIO()
+    log = logging.getLogger("gwproactor.test.uncaught")
+    log.propagate = False
+    handler = stream_handler("journal", stream)
+    log.addHandler(handler)
+    restore = log_uncaught(log)
+    try:
+
+        def boom() -> None:
+            raise RuntimeError("driver\ngone")
+
+        thread = threading.Thread(target=boom, name="sensor.io")
+        thread.start()
+        thread.join()
+    finally:
+        restore()
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert text.count("\n") == 1, text
+    assert text.startswith("<2>CRITICAL gwproactor.test.uncaught: uncaught exception in thread")
+    assert "RuntimeError: driver | gone" in text
