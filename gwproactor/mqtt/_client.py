@@ -367,9 +367,20 @@ class MQTTClientWrapper(WrapperReferenceForms):
         preferred = self._selector.brokers[0]
         while self._connected:
             await asyncio.sleep(self.failback_check_seconds)  # the probe period itself
-            healthy = await self._loop.run_in_executor(
-                self._executor, probe_broker, preferred, f"{self.client_id}-probe"
-            )
+            try:
+                healthy = await self._loop.run_in_executor(
+                    self._executor, probe_broker, preferred, f"{self.client_id}-probe"
+                )
+            except Exception as e:  # noqa: BLE001 - the task must outlive a bad probe
+                # Building the probe client raised (TLS files removed while running, say):
+                # report it (rate-limited by the owner) and probe again next interval.
+                self._log.debug("failback probe of %s failed", preferred.host, exc_info=True)
+                self._listener.on_transport_problem(
+                    "failback_probe",
+                    f"cannot probe the preferred broker {preferred.host}:{preferred.port}: "
+                    f"{type(e).__name__}: {e}; trying again in {self.failback_check_seconds:g} s",
+                )
+                continue
             if healthy and self._connected:
                 self._log.info("preferred broker %s:%s is back", preferred.host, preferred.port)
                 self._selector.move_to(0)

@@ -28,6 +28,8 @@ from gwproactor.actor.admin import (
     AdminStatusRequest,
 )
 from gwproactor.mqtt import MQTTClientWrapper
+from gwproactor.mqtt import _client as mqtt_client
+from gwproactor.mqtt._failover import probe_broker
 from gwproactor.testing.mosquitto import Mosquitto
 from gwproactor.wire.message import RawMessage
 from tests.helpers import (
@@ -353,3 +355,41 @@ async def test_a_lost_connection_says_how_it_was_lost(mosquitto: Mosquitto) -> N
             await states.wait_for(is_state("connecting", "child"), TIMEOUT)
         assert transport.last_error.startswith("connection lost: "), transport.last_error
         assert "Unspecified" not in transport.last_error
+
+
+async def test_failback_probe_that_raises_is_reported_and_retried(
+    mosquitto_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Building the probe client can raise (TLS files removed while running): the failback
+    # task reports it and probes again at the next interval, instead of dying silently.
+    first: Mosquitto = mosquitto_factory(name="first")
+    second: Mosquitto = mosquitto_factory(name="second")
+    link: dict[str, Any] = {
+        "fallback_brokers": [_broker(second)],
+        "failover_after_seconds": 0.3,
+        "failback_check_seconds": 0.2,
+    }
+    _, child_settings = pair_settings(_broker(first), **link)
+    child = Proactor(child_settings, REGISTRY)
+    raised = 0
+
+    def probe(broker: BrokerSettings, client_id: str) -> bool:
+        nonlocal raised
+        if raised < 3:
+            raised += 1
+            raise FileNotFoundError(2, "No such file or directory", "/etc/gw/ca.pem")
+        return probe_broker(broker, client_id)
+
+    monkeypatch.setattr(mqtt_client, "probe_broker", probe)
+    async with running(child):
+        with child.listener("link.broker") as moves, child.listener("problem") as problems:
+            await first.akill()
+            event = await moves.get(TIMEOUT)
+            assert event.data["broker"].endswith(f":{second.port}")
+            await first.arestart()
+            event = await moves.get(TIMEOUT)
+            assert event.data["broker"].endswith(f":{first.port}")
+    assert raised == 3
+    failback = [e for e in problems.history if "failback" in e.source]
+    assert len(failback) == 1, [e.source for e in problems.history]
+    assert "/etc/gw/ca.pem" in failback[0].data["details"]
