@@ -159,7 +159,7 @@ class BatchOutcome:
 
     results: list[tuple[LoopWaiter, object]] = field(default_factory=list)
     errors: list[tuple[LoopWaiter, BaseException]] = field(default_factory=list)
-    stats: StoreStats = field(default_factory=StoreStats)
+    stats: StoreStats = field(default_factory=StoreStats)  # this batch; posted: the totals
     counts: Counts = field(default_factory=Counts)
     problems: list[tuple[str, str]] = field(default_factory=list)
 

@@ -166,6 +166,7 @@ class SqliteWriter:
         self._unchecked_since: float | None = None  # first commit not yet checkpointed
 
         self._counts = Counts()
+        self._totals = StoreStats()  # every batch's counters added up (writer thread only)
         self.opened: concurrent.futures.Future[OpenReport] = concurrent.futures.Future()
         """Resolved by the thread once the database is open (or failed to open)."""
         self.finished: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -532,6 +533,9 @@ class SqliteWriter:
             out.errors.append((waiter, error))
 
     def _ext_post(self, out: BatchOutcome) -> None:
+        # The loop takes the totals as they are: adding them up is this thread's work.
+        self._totals.add(out.stats)
+        out.stats = replace(self._totals)
         try:
             self._loop.call_soon_threadsafe(self._deliver, out)
         except RuntimeError:

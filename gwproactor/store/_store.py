@@ -85,7 +85,8 @@ class EventStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread_id: int | None = None
         self._counts = Counts()
-        self._stats = StoreStats()
+        self._stats = StoreStats()  # the writer's totals, as of the last batch outcome
+        self._salvage = (0, 0)  # (salvaged, salvage_lost) at start
         self._stop_task: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- observation
@@ -134,7 +135,8 @@ class EventStore:
     @property
     def stats(self) -> StoreStats:
         """A copy of the counters since :meth:`start`."""
-        return replace(self._stats)
+        salvaged, lost = self._salvage
+        return replace(self._stats, salvaged=salvaged, salvage_lost=lost)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -174,8 +176,7 @@ class EventStore:
             raise StateError(f"event store {self._path}: stopped while starting")
         self._counts = report.counts
         self._set_state(StoreState.RUNNING)
-        self._stats.salvaged = report.salvaged
-        self._stats.salvage_lost = report.lost or 0
+        self._salvage = (report.salvaged, report.lost or 0)
         if report.corrupt_detail is not None:
             self._report("store.corrupt", report.corrupt_detail)
         for warning in report.warnings:
@@ -500,7 +501,7 @@ class EventStore:
         """Apply one batch's outcome. Loop thread, via ``call_soon_threadsafe``."""
         # Counters first, so that code woken by the futures sees them up to date.
         self._counts = out.counts
-        self._stats.add(out.stats)
+        self._stats = out.stats
         for kind, detail in out.problems:
             self._report(kind, detail)
         for waiter, value in out.results:
