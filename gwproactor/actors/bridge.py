@@ -200,7 +200,15 @@ class TelemetryBridge(Actor):
     def _settled(self, future: asyncio.Future[Result[str, StoreError]]) -> None:
         if future.cancelled():
             return
-        if isinstance(future.result(), Ok):
+        error = future.exception()  # retrieved: no loop traceback for it
+        if error is not None:
+            # Not an Err the store answered (and reported) but a failure outright.
+            self.stats.refused += 1
+            self.services.report_problem(
+                f"{self.name}: reading not stored",
+                f"generate_event failed: {type(error).__name__}: {error}",
+            )
+        elif isinstance(future.result(), Ok):
             self.stats.stored += 1
         else:
             self.stats.refused += 1  # the store counted and reported it already

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
-from result import Result
+from result import Err, Result
 
 from gwproactor.errors import StateError, StoreError
 
-__all__ = ("EventFuture",)
+__all__ = ("EventFuture", "outcome")
+
+_T = TypeVar("_T")
 
 
 class EventFuture(asyncio.Future[Result[str, StoreError]]):
@@ -31,3 +34,21 @@ class EventFuture(asyncio.Future[Result[str, StoreError]]):
                 "is_ok()/is_err()"
             )
         return self.result()
+
+
+def outcome(future: asyncio.Future[Result[_T, StoreError]]) -> Result[_T, StoreError] | None:
+    """For a done-callback: the result of the done ``future``, None if it was cancelled.
+    A future that ended with an exception (a store op that failed outright rather than
+    answering Err) gives ``Err(StoreError)`` with the exception chained, so the callback
+    takes its usual error path instead of raising into the loop ("Exception in
+    callback", a traceback the operator cannot act on)."""
+    if future.cancelled():
+        return None
+    error = future.exception()
+    if error is None:
+        return future.result()
+    if isinstance(error, StoreError):
+        return Err(error)
+    wrapped = StoreError(f"{type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return Err(wrapped)

@@ -22,6 +22,7 @@ from typing import Any
 from result import Err, Result
 
 from gwproactor.errors import StoreError
+from gwproactor.events._future import outcome
 from gwproactor.observe.stats import ProactorStats
 from gwproactor.store import EventStore, StoredEvent, StoreState
 from gwproactor.wire.codec import MessageRegistry
@@ -152,6 +153,7 @@ class ActorHandoff:
         self.store.mark_delivered(ids).add_done_callback(self._marked)
 
     def _marked(self, future: asyncio.Future[Result[None, StoreError]]) -> None:
-        if not future.cancelled() and isinstance(future.result(), Err):
+        result = outcome(future)
+        if isinstance(result, Err):
             # The events stay owed and are handed over again at the next start.
-            self._log.error("could not mark events delivered: %s", future.result())
+            self._log.error("could not mark events delivered: %s", result.err_value)

@@ -21,7 +21,7 @@ from result import Err, Ok, Result
 
 from gwproactor.config import ProactorSettings
 from gwproactor.errors import StoreError, StoreFullError, UnsendableEventError
-from gwproactor.events._future import EventFuture
+from gwproactor.events._future import EventFuture, outcome
 from gwproactor.events._handoff import ActorHandoff, Deliver
 from gwproactor.events._uploader import Uploader
 from gwproactor.links import Link
@@ -281,9 +281,9 @@ class EventManager:
         self.store.failed_attempts(event_ids).add_done_callback(self._dead_lettered)
 
     def _dead_lettered(self, future: asyncio.Future[Result[list[DeadLetter], StoreError]]) -> None:
-        if future.cancelled():
+        result = outcome(future)
+        if result is None:
             return
-        result = future.result()
         if isinstance(result, Err):
             self._log.error("could not count failed upload attempts: %s", result.err_value)
             return
@@ -348,8 +348,10 @@ class EventManager:
         deliver_to: str | None,
         future: asyncio.Future[Result[Any, StoreError]],
     ) -> None:
-        result = future.result()
+        result = outcome(future)
         header = message.header
+        if result is None:  # cancelled: the store is stopping; the peer sends it again
+            return
         if isinstance(result, Err):
             # Not acked: the peer keeps the event and sends it again later. Rate-limited:
             # a store that refuses every event would otherwise log each one on each re-send.

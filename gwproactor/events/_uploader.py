@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from result import Err, Result
 
 from gwproactor.errors import EncodeError, StoreError
+from gwproactor.events._future import outcome
 from gwproactor.links import Link
 from gwproactor.store import EventStore, StoredEvent
 from gwproactor.wire.message import Header
@@ -246,9 +247,9 @@ class Uploader:
 
     def _cleared(self, ids: list[str], future: asyncio.Future[Result[int, StoreError]]) -> None:
         self._uncleared -= len(ids)
-        if future.cancelled():
+        result = outcome(future)
+        if result is None:
             return
-        result = future.result()
         if isinstance(result, Err):
             self.stats.ack_errors += len(ids)
             self._log.error("could not clear acked events from the store: %s", result.err_value)

@@ -319,3 +319,24 @@ async def test_per_device_counts_are_bounded() -> None:
         Message.create("x", "bridge", DeviceReading(device="d", readings={}))
     )
     assert isinstance(result, Err)
+
+
+async def test_an_event_future_ending_with_an_exception_is_counted_not_a_traceback() -> None:
+    settings = ProactorSettings(name="gw", links={"local": LinkSettings(role="broker")})
+    proactor = Proactor(settings, load_actors=False)
+    bridge = TelemetryBridge("bridge", proactor, ActorSettings(cls=BRIDGE_CLASS))
+    loop = asyncio.get_running_loop()
+    failed: asyncio.Future[Any] = loop.create_future()
+    failed.set_exception(RuntimeError("writer thread died"))
+    proactor.generate_event = lambda _event: failed  # type: ignore[assignment,method-assign,return-value]
+    unhandled: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        raw = RawMessage(link="local", topic="devices/d1/telemetry", payload=_telemetry({"t": 1}))
+        assert bridge.process_message(Message.create("local", "bridge", raw)).is_ok()
+        await asyncio.wait([failed])  # its callbacks ran in order: the bridge's first
+    finally:
+        loop.set_exception_handler(None)
+    assert unhandled == []
+    assert (bridge.stats.stored, bridge.stats.refused) == (0, 1)
+    assert [p.summary for p in proactor.problems.recent] == ["bridge: reading not stored"]
