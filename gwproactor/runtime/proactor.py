@@ -397,14 +397,23 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
 
     async def _start(self) -> None:
         self._life.require("start()", ProactorState.constructed)
-        self._life.set(ProactorState.starting)
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._lifecycle.info("%s starting", self._name)
         try:
             self.paths.ensure()
             self._instance_lock.acquire()  # one instance per gateway: before the store opens
+        except BaseException:
+            # Refused before anything started (another process runs this gateway, say):
+            # nothing to stop, and no "starting"/"stopping"/"stopped" lines, which would
+            # read as if the running gateway had stopped. The caller says why.
+            self._life.set(ProactorState.stopped)
+            self._stopped.set()
+            self._stop_requested.set()
+            raise
+        self._life.set(ProactorState.starting)
+        self._lifecycle.info("%s starting", self._name)
+        try:
             await self.store.start()
             self._abort_if_stop_requested()
             self.events.start()

@@ -90,6 +90,8 @@ async def test_a_second_run_of_the_same_gateway_exits_saying_who_runs_it(tmp_pat
         text = output.decode()
         assert second.returncode == 2, text
         assert f"already running (pid {first.pid})" in text, text
+        # One clear line: nothing that reads as if the running gateway started or stopped.
+        assert len(text.strip().splitlines()) == 1, text
         assert first.returncode is None  # the first one is untouched
         print(f"second instance refused in {took:.2f} s: {text.strip().splitlines()[-1]}")
         first.send_signal(signal.SIGKILL)
@@ -110,6 +112,7 @@ async def test_two_gateways_of_one_state_dir_in_one_process(tmp_path: Path) -> N
         second = Proactor(settings, REGISTRY)
         with pytest.raises(StateError, match=rf"already running \(pid {os.getpid()}\)"):
             await second.start()
+        assert second.state == "stopped"
     finally:
         await first.stop_and_join()
     again = Proactor(settings, REGISTRY)
