@@ -21,7 +21,7 @@ from typing import Final
 
 __all__ = ("FreshStoreError", "Salvage", "salvage_into")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.store")  # public name: the modules are private
 
 _EVENT_COLUMNS: Final = (
     "seq",

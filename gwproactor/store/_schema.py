@@ -24,7 +24,7 @@ from gwproactor.store._settings import StoreSettings
 
 __all__ = ("count_events", "open_database", "suppress_sqlite_errors")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.store")  # public name: the modules are private
 
 APPLICATION_ID: Final = 0x47575052  # "GWPR": tells our files from other sqlite files
 SCHEMA_VERSION: Final = 4

@@ -48,7 +48,7 @@ from gwproactor.store._settings import StoreSettings
 
 __all__ = ("SqliteWriter",)
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.store")  # public name: the modules are private
 
 _INSERT: Final = (
     "INSERT OR IGNORE INTO events "

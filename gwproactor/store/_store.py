@@ -37,7 +37,7 @@ from gwproactor.store._sqlite import SqliteWriter
 
 __all__ = ("EventStore", "ProblemCallback")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.store")  # public name: the modules are private
 
 ProblemCallback = Callable[[str, str], None]
 """``on_problem(kind, detail)``; kinds: ``store.corrupt`` (with the rows saved and lost),
@@ -536,5 +536,5 @@ class EventStore:
     def _set_state(self, state: StoreState) -> None:
         if state is self._state:
             return
-        logger.info("event store %s: %s -> %s", self._path, self._state.value, state.value)
+        logger.debug("event store %s: %s -> %s", self._path, self._state.value, state.value)
         self._state = state
