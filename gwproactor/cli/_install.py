@@ -31,7 +31,7 @@ from gwproactor.cli._examples import examples_dir
 from gwproactor.cli._run import EXIT_CONFIG, fail
 from gwproactor.errors import ConfigError
 
-__all__ = ("install_unit_command", "render_unit")
+__all__ = ("hidden_path", "install_unit_command", "render_unit")
 
 UNIT_NAME = "gwproactor@.service"
 PLACEHOLDER = "/opt/gwproactor/venv/bin/gwproactor"
@@ -48,6 +48,42 @@ def render_unit(template: str, executable: Path) -> str:
     if PLACEHOLDER not in template:
         raise ConfigError(f"the unit template has no {PLACEHOLDER} to replace")
     return template.replace(PLACEHOLDER, str(executable))
+
+
+HIDDEN_DIRS = ("/home", "/root", "/run/user")
+"""What ``ProtectHome=yes`` makes inaccessible to the service."""
+
+
+def hidden_path(executable: Path) -> Path | None:
+    """The first path the service needs to exec ``executable`` that the unit hides
+    (:data:`HIDDEN_DIRS`), or None: the script itself, its ``#!`` interpreter (a venv's
+    python) and where each resolves through symlinks (a venv made from a pyenv python in
+    /root links there)."""
+    candidates = [executable, executable.resolve()]
+    interpreter = _shebang(executable)
+    if interpreter is not None:
+        candidates += [interpreter, interpreter.resolve()]
+    for path in candidates:
+        if _home_of(path):
+            return path
+    return None
+
+
+def _home_of(path: Path) -> str:
+    text = str(path)
+    return next((d for d in HIDDEN_DIRS if text == d or text.startswith(d + "/")), "")
+
+
+def _shebang(script: Path) -> Path | None:
+    try:
+        with script.open("rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    parts = first[2:].decode(errors="replace").split()
+    return Path(parts[0]) if parts else None
 
 
 def _executable() -> Path:
@@ -77,11 +113,19 @@ def install_unit_command(
         fail("install-unit: run it as root (or with --root DIR to install under DIR)")
         return EXIT_CONFIG
     executable = _executable()
-    if any(str(executable).startswith(p) for p in ("/home/", "/root/", "/run/user/")):
-        console.print(
-            f"[yellow]warning[/yellow]: {escape(str(executable))} is under a home directory, "
-            "which the unit hides (ProtectHome=yes); install gwproactor in /opt or /usr/local"
+    hidden = hidden_path(executable)
+    if hidden is not None:
+        why = (
+            f"{hidden} is under {_home_of(hidden)}, which the unit hides (ProtectHome=yes): "
+            "the service would fail with 203/EXEC; install gwproactor in a venv outside any "
+            "home directory, made from a python outside them too (/usr/bin/python3 -m venv "
+            "/opt/gwproactor/venv), and run install-unit from it"
         )
+        if root is None:
+            fail(f"install-unit: {why}")
+            return EXIT_CONFIG
+        # An image built under --root may get its gwproactor elsewhere: say it, go on.
+        fail(f"install-unit: warning: {why}")
     base = root or Path("/")
     steps: list[str] = []
     if root is None:

@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from gwproactor.cli import main
-from gwproactor.cli._install import PLACEHOLDER, install_unit_command
+from gwproactor.cli._install import PLACEHOLDER, hidden_path, install_unit_command
 from gwproactor.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +72,51 @@ def test_without_root_it_needs_root_or_a_directory(
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert main(["install-unit"]) == 2
     assert "run it as root" in capsys.readouterr().err
+
+
+def _script(tmp_path: Path, interpreter: str) -> Path:
+    script = tmp_path / "bin" / "gwproactor"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f"#!{interpreter}\nimport sys\n")
+    return script
+
+
+def test_hidden_paths_include_the_interpreter(tmp_path: Path) -> None:
+    # ProtectHome=yes hides /home, /root and /run/user from the service: the script, its
+    # #! interpreter and where that links to must all be elsewhere.
+    assert hidden_path(Path("/home/pi/venv/bin/gwproactor")) == Path("/home/pi/venv/bin/gwproactor")
+    assert hidden_path(_script(tmp_path / "a", "/usr/bin/python3")) is None
+    pyenv = "/root/.pyenv/versions/3.11.7/bin/python3.11"
+    assert hidden_path(_script(tmp_path / "b", pyenv)) == Path(pyenv)
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to("/run/user/1000/python3")
+    assert hidden_path(_script(tmp_path / "c", str(venv / "python"))) == Path(
+        "/run/user/1000/python3"
+    )
+    assert hidden_path(_script(tmp_path / "d", "/rooted/python")) is None
+
+
+def test_an_executable_under_a_home_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _script(tmp_path, "/home/pi/.pyenv/shims/python3")
+    monkeypatch.setattr("gwproactor.cli._install._executable", lambda: script)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+
+    def no_user(_user: str) -> list[str]:
+        raise AssertionError("refused before anything is installed")
+
+    monkeypatch.setattr("gwproactor.cli._install._ensure_user", no_user)
+    assert main(["install-unit"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line
+    assert "/home/pi/.pyenv/shims/python3 is under /home" in err
+    assert "ProtectHome=yes" in err
+    assert "203/EXEC" in err
+    # Under --root (an image being built) it warns the same way and installs.
+    assert main(["install-unit", "--root", str(tmp_path / "root")]) == 0
+    assert "warning: /home/pi/.pyenv/shims/python3 is under /home" in capsys.readouterr().err
 
 
 def _instance(installed: Path, tmp_path: Path) -> Path:
