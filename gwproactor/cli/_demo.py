@@ -135,7 +135,9 @@ class Demo:
             await child.start()
             self.pages = [f"{p.name} {p.web.base_url()}/" for p in (parent, child)]
             self.note("status pages (open in a browser): " + ", ".join(self.pages))
-            watcher = asyncio.gather(self._watch(p_events), self._watch(c_events))
+            watcher = asyncio.gather(
+                self._watch(p_events, parent.name), self._watch(c_events, child.name)
+            )
             outage = asyncio.ensure_future(self._outage(broker))
             try:
                 await self._show(parent, child, stop)
@@ -155,13 +157,15 @@ class Demo:
                 await parent.stop_and_join()
         return self._summary(parent, generated, pending)
 
-    async def _watch(self, listener: Any) -> None:
+    async def _watch(self, listener: Any, gateway: str) -> None:
         async for event in listener:
-            self.on_comm_event(event)
+            self.on_comm_event(event, gateway)
 
-    def on_comm_event(self, event: CommEvent) -> None:
+    def on_comm_event(self, event: CommEvent, gateway: str) -> None:
+        # A link is named after its peer: "parent: ..." alone would be the child's link.
         self.note(
-            f"{event.source}: {event.data['old']} -> {event.data['new']} ({event.data['cause']})"
+            f"{gateway} \N{RIGHTWARDS ARROW} {event.source}: {event.data['old']} -> "
+            f"{event.data['new']} ({event.data['cause']})"
         )
 
     async def _outage(self, broker: Mosquitto) -> None:

@@ -69,6 +69,9 @@ async def test_demo_runs_through_an_outage_and_serves_its_status_pages(tmp_path:
     output = "".join(lines)
     assert rc == 0, output
     assert "broker killed" in output and "broker restarted" in output, output
+    # Each link line names its gateway: the child's link to the parent is "child → parent".
+    assert "child \N{RIGHTWARDS ARROW} parent: active -> connecting" in output, output
+    assert "parent \N{RIGHTWARDS ARROW} child: active -> connecting" in output, output
     match = re.search(r"child generated (\d+) events; parent stored (\d+)", output)
     assert match is not None, output
     generated, stored = int(match[1]), int(match[2])

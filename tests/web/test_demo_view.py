@@ -10,6 +10,7 @@ from rich.console import Console
 from gwproactor import BrokerSettings, Proactor
 from gwproactor.cli import _parser
 from gwproactor.cli._demo import Demo
+from gwproactor.observe.listeners import CommEvent
 from tests.helpers import REGISTRY, pair_settings
 
 
@@ -32,3 +33,22 @@ def test_the_newest_notes_fit_on_an_80x24_terminal() -> None:
 def test_the_demo_runs_until_ctrl_c_by_default() -> None:
     args = _parser().parse_args(["demo"])
     assert args.duration == 0
+
+
+def test_link_lines_name_the_gateway_and_its_link() -> None:
+    # Links are named after their peer: the child's link to the parent is "parent".
+    demo = Demo(
+        Path("."),
+        Console(file=io.StringIO()),
+        duration=0,
+        outage_at=-1,
+        outage_seconds=0,
+        live=True,
+    )
+    event = CommEvent(
+        "link.state", "parent", {"old": "active", "new": "connecting", "cause": "mqtt_disconnected"}
+    )
+    demo.on_comm_event(event, "child")
+    assert demo.log[-1].endswith(
+        "child \N{RIGHTWARDS ARROW} parent: active -> connecting (mqtt_disconnected)"
+    )
