@@ -86,8 +86,9 @@ async def _wait_active(proactor: Any) -> None:
 
 
 async def _parent(cfg: Json) -> None:
+    from gwproactor_actors.messages import REGISTRY
+
     from gwproactor import Proactor
-    from gwproactor.actors.messages import REGISTRY
 
     proactor = Proactor(_settings(cfg, "parent"), REGISTRY)
     stop = asyncio.Event()
@@ -99,8 +100,9 @@ async def _parent(cfg: Json) -> None:
 
 
 async def _child(cfg: Json) -> None:
+    from gwproactor_actors.messages import REGISTRY, TemperatureReading
+
     from gwproactor import Proactor
-    from gwproactor.actors.messages import REGISTRY, TemperatureReading
 
     proactor = Proactor(_settings(cfg, "child"), REGISTRY)
     await proactor.start()

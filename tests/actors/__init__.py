@@ -6,8 +6,9 @@ events, and ways to await things through comm events (never by sleeping).
 
 from __future__ import annotations
 
+from gwproactor_actors import REGISTRY as ACTORS_REGISTRY
+
 from gwproactor import MessageRegistry, Proactor
-from gwproactor.actors import REGISTRY as ACTORS_REGISTRY
 from tests.helpers import REGISTRY as TEST_REGISTRY
 from tests.helpers import TIMEOUT, EventRecorder, wait_until
 

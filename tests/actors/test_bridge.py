@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from gwproactor_actors import DeviceReading, HttpPoller, TelemetryBridge
+from gwproactor_actors.bridge import (
+    NO_DEVICE,
+    OTHER_DEVICES,
+    BridgeOptions,
+    device_of,
+    parse_telemetry,
+)
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion
 from result import Err, Ok
@@ -27,14 +35,6 @@ from gwproactor import (
     load_actor,
     load_settings,
 )
-from gwproactor.actors import DeviceReading, HttpPoller, TelemetryBridge
-from gwproactor.actors.bridge import (
-    NO_DEVICE,
-    OTHER_DEVICES,
-    BridgeOptions,
-    device_of,
-    parse_telemetry,
-)
 from gwproactor.wire.message import RawMessage
 from tests.actors import actors_registry, add_recorder, wait_recorded
 from tests.helpers import TIMEOUT, is_state, running, wait_active, wait_until
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from gwproactor.testing.mosquitto import Mosquitto
     from tests.support.fixtures import MosquittoFactory
 
-BRIDGE_CLASS = "gwproactor.actors.bridge:TelemetryBridge"
+BRIDGE_CLASS = "gwproactor_actors.bridge:TelemetryBridge"
 
 
 def _broker(mosquitto: Mosquitto) -> BrokerSettings:

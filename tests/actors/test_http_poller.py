@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from gwproactor_actors import HttpPoller, HttpReading
+from gwproactor_actors.http_poller import PollerOptions, backoff_delay, pick_values
 from result import Err, Ok
 
 from gwproactor import ActorSettings, BrokerSettings, ConfigError, Proactor, load_actor
-from gwproactor.actors import HttpPoller, HttpReading
-from gwproactor.actors.http_poller import PollerOptions, backoff_delay, pick_values
 from gwproactor.mqtt import MemoryBroker
 from gwproactor.testing.ports import LOOPBACK, free_listen_port
 from tests.actors import actors_registry, add_recorder, wait_recorded
 from tests.helpers import TIMEOUT, memory_factory, pair_settings, running, wait_active
 
-POLLER_CLASS = "gwproactor.actors.http_poller:HttpPoller"
+POLLER_CLASS = "gwproactor_actors.http_poller:HttpPoller"
 STOP_TIMEOUT = 2.0
 
 

@@ -8,8 +8,7 @@ import itertools
 import time
 from statistics import mean
 
-from gwproactor import ActorSettings, BrokerSettings, Proactor
-from gwproactor.actors import (
+from gwproactor_actors import (
     RelayActor,
     RelaySet,
     RelayStateChanged,
@@ -18,7 +17,9 @@ from gwproactor.actors import (
     TemperatureReading,
     ThermometerActor,
 )
-from gwproactor.actors.commander import RelayCommander
+from gwproactor_actors.commander import RelayCommander
+
+from gwproactor import ActorSettings, BrokerSettings, Proactor
 from gwproactor.mqtt import MemoryBroker
 from tests.actors import (
     actors_registry,
@@ -94,7 +95,7 @@ async def test_commander_drives_the_relay_on_its_schedule() -> None:
         "commander",
         parent,
         ActorSettings(
-            cls="gwproactor.actors.commander:RelayCommander",
+            cls="gwproactor_actors.commander:RelayCommander",
             options={"link": "child", "relay": "relay1", "period_seconds": 0.02},
         ),
     )
@@ -118,7 +119,7 @@ async def test_thermometer_reports_at_its_period_and_stop_joins_the_threads() ->
         "thermo1",
         child,
         ActorSettings(
-            cls="gwproactor.actors.thermometer:ThermometerActor", options={"period_seconds": period}
+            cls="gwproactor_actors.thermometer:ThermometerActor", options={"period_seconds": period}
         ),
         driver=SimulatedThermometerDriver(base_celsius=20.0, latency_seconds=0.001),
     )

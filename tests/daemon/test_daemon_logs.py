@@ -124,7 +124,7 @@ peer = "parent"
 role = "upstream"
 {common}
 [actors.thermo1]
-class = "gwproactor.actors.thermometer:ThermometerActor"
+class = "gwproactor_actors.thermometer:ThermometerActor"
 options = {{ period_seconds = 0.05 }}
 [web]
 enabled = true

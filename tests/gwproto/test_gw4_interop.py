@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from gwproactor_actors.gwproto import PowerWatts, SiteReading
 from result import Ok
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings
-from gwproactor.actors.gwproto import PowerWatts, SiteReading
 from gwproactor.testing.mosquitto import Mosquitto
 from gwproactor.wire.gwproto import GwprotoCodec
 from gwproactor.wire.message import Header

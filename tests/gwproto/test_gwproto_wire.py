@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gwproactor_actors.gwproto import PowerWatts, SiteReading
 from result import Err, Ok
 
 from gwproactor import LinkSettings, Message, Proactor, ProactorSettings
-from gwproactor.actors.gwproto import PowerWatts, SiteReading
 from gwproactor.config import load_settings
 from gwproactor.errors import ConfigError, EncodeError, UnsendableEventError
 from gwproactor.mqtt import MemoryBroker

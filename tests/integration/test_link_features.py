@@ -276,7 +276,7 @@ async def test_admin_commands_only_from_the_admin_peer(mosquitto: Mosquitto) -> 
                 "ops": LinkSettings(peer="ops", role="admin", broker=broker),
                 "cloud": LinkSettings(peer="cloud", role="upstream", broker=broker),
             },
-            actors={"relay1": ActorSettings(cls="gwproactor.actors.relay:RelayActor")},
+            actors={"relay1": ActorSettings(cls="gwproactor_actors.relay:RelayActor")},
         ),
         REGISTRY,
     )

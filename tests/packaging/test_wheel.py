@@ -97,10 +97,13 @@ def test_the_wheel_installs_and_runs_the_demo_from_an_empty_directory(tmp_path: 
         info = next(n for n in names if n.endswith(".dist-info/METADATA")).rpartition("/")[0]
         top_level = archive.read(f"{info}/top_level.txt").decode().split()
         metadata = archive.read(f"{info}/METADATA").decode()
-    assert top_level == ["gwproactor"]  # no bare "actors" to clash with a user's package
+    # No bare "actors" to clash with a user's package: the repository's actors/ folder
+    # ships as gwproactor_actors.
+    assert sorted(top_level) == ["gwproactor", "gwproactor_actors"]
     assert not [n for n in names if n.startswith("actors/")]
     for shipped in (
-        "gwproactor/actors/relay.py",
+        "gwproactor_actors/relay.py",
+        "gwproactor_actors/py.typed",
         "gwproactor/examples/parent.toml",
         "gwproactor/examples/child.toml",
         "gwproactor/examples/gwproactor@.service",

@@ -53,7 +53,7 @@ peer = "ops"
 role = "admin"
 broker.port = 1
 [actors.admin]
-class = "gwproactor.actors.thermometer:ThermometerActor"
+class = "gwproactor_actors.thermometer:ThermometerActor"
 """
 
 NEWER_STORE_VERSION = 99

@@ -26,7 +26,7 @@ broker.host = "10.1.1.1"
 broker.port = 1884
 
 [actors.relay1]
-class = "gwproactor.actors.relay:RelayActor"
+class = "gwproactor_actors.relay:RelayActor"
 handles = ["sim.relay.set"]
 """
 

@@ -138,7 +138,7 @@ async def test_events_newest_oldest_and_follow() -> None:
 
 async def test_actions_through_the_token_protected_routes() -> None:
     settings = web_settings(
-        "child", token=TOKEN, actors={"relay1": {"class": "gwproactor.actors.relay:RelayActor"}}
+        "child", token=TOKEN, actors={"relay1": {"class": "gwproactor_actors.relay:RelayActor"}}
     )
     child = memory_gateway(settings, MemoryBroker())
     async with running(child):

@@ -1,9 +1,9 @@
 """Actors shipped with gwproactor: simulated hardware, a bridge from device telemetry to
 events, an HTTP poller. They are real examples of the framework, used by the demo."""
 
-from gwproactor.actors.bridge import BridgeOptions, BridgeStats, TelemetryBridge
-from gwproactor.actors.http_poller import HttpPoller, PollerOptions, PollError, PollerStats
-from gwproactor.actors.messages import (
+from gwproactor_actors.bridge import BridgeOptions, BridgeStats, TelemetryBridge
+from gwproactor_actors.http_poller import HttpPoller, PollerOptions, PollError, PollerStats
+from gwproactor_actors.messages import (
     REGISTRY,
     DeviceReading,
     DeviceTelemetry,
@@ -12,8 +12,8 @@ from gwproactor.actors.messages import (
     RelayStateChanged,
     TemperatureReading,
 )
-from gwproactor.actors.relay import RelayActor, SimulatedRelayDriver
-from gwproactor.actors.thermometer import SimulatedThermometerDriver, ThermometerActor
+from gwproactor_actors.relay import RelayActor, SimulatedRelayDriver
+from gwproactor_actors.thermometer import SimulatedThermometerDriver, ThermometerActor
 
 __all__ = (
     "REGISTRY",

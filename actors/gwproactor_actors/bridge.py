@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from result import Err, Ok, Result
 
 from gwproactor import QOS, Actor, ActorSettings, Message, Payload, ServicesInterface, StoreError
-from gwproactor.actors.messages import DeviceReading, DeviceTelemetry
 from gwproactor.wire.message import RawMessage
+from gwproactor_actors.messages import DeviceReading, DeviceTelemetry
 
 __all__ = (
     "NO_DEVICE",

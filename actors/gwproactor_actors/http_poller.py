@@ -30,7 +30,7 @@ from gwproactor import (
     StateError,
     StoreError,
 )
-from gwproactor.actors.messages import MAX_READINGS, HttpReading
+from gwproactor_actors.messages import MAX_READINGS, HttpReading
 
 __all__ = (
     "HttpPoller",

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from result import Ok, Result
 
 from gwproactor import Actor, ActorSettings, Message, Payload, ServicesInterface
-from gwproactor.actors.messages import RelaySet
+from gwproactor_actors.messages import RelaySet
 
 
 class RelayCommander(Actor):

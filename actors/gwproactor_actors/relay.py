@@ -14,7 +14,7 @@ from gwproactor import (
     SyncAsyncInteractionThread,
     SyncThreadActor,
 )
-from gwproactor.actors.messages import RelaySet, RelayStateChanged
+from gwproactor_actors.messages import RelaySet, RelayStateChanged
 
 
 class SimulatedRelayDriver:

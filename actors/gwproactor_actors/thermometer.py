@@ -14,7 +14,7 @@ from gwproactor import (
     SyncAsyncInteractionThread,
     SyncThreadActor,
 )
-from gwproactor.actors.messages import TemperatureReading
+from gwproactor_actors.messages import TemperatureReading
 
 
 class SimulatedThermometerDriver:
