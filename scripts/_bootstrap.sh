@@ -9,8 +9,8 @@
 # gw_bootstrap, on a fresh Debian/Ubuntu-like machine:
 #   1. finds a python3 >= 3.11 ($GW_PYTHON, else python3.13 .. python3.11, python3);
 #   2. creates <repo>/.venv if missing;
-#   3. runs `pip install -e '.[dev]'` when pyproject.toml is newer than the stamp
-#      .venv/.gw-bootstrap-stamp (so repeated runs take milliseconds);
+#   3. runs `pip install -e '.[dev]'` when pyproject.toml or setup.py (the package layout) is
+#      newer than the stamp .venv/.gw-bootstrap-stamp (so repeated runs take milliseconds);
 #   4. installs mosquitto (and openssl) with apt-get when there is no mosquitto on PATH nor in
 #      /usr/sbin, through sudo when not root. Note: Debian's mosquitto package enables and
 #      starts a system broker on port 1883; the tests never use it (they start their own
@@ -98,12 +98,18 @@ _gw_system_packages() {
         || _gw_fail "mosquitto is still not found after installing it" || return 1
 }
 
-# Create the venv (if missing) and install the project (if pyproject.toml changed).
+# Whether the install is older than the files that say what to install.
+_gw_install_stale() {
+    local root="$1" stamp="$2"
+    [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" || "$root/setup.py" -nt "$stamp" ]]
+}
+
+# Create the venv (if missing) and install the project (if pyproject.toml or setup.py changed).
 # Holds a lock so that two README commands started at once do not install concurrently.
 _gw_python_env() {
     local root="$1" venv="$2" python
     local stamp="$venv/.gw-bootstrap-stamp"
-    if [[ -x "$venv/bin/python" && -f "$stamp" && ! "$root/pyproject.toml" -nt "$stamp" ]]; then
+    if [[ -x "$venv/bin/python" ]] && ! _gw_install_stale "$root" "$stamp"; then
         return 0 # the fast path: nothing to do
     fi
     python="$(_gw_find_python)" || return 1
@@ -127,7 +133,7 @@ _gw_python_env() {
             exit 1
         fi
         # Checked again under the lock: another command may have just done the install.
-        if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" ]]; then
+        if _gw_install_stale "$root" "$stamp"; then
             _gw_say "installing the project and its dev dependencies into $venv"
             "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
                 -e "$root[dev]" || { _gw_fail "pip install -e '.[dev]' failed"; exit 1; }
