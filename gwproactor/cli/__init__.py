@@ -15,6 +15,46 @@ from gwproactor import __version__
 __all__ = ("main",)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs as written; each option's default shown unless its help already says it or
+    there is none worth showing (None, a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.nargs == 0  # a flag: its default is its absence
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _command(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    kwargs.setdefault("formatter_class", _HelpFormatter)
+    parser: argparse.ArgumentParser = commands.add_parser(name, **kwargs)
+    return parser
+
+
+_ACTION_ARGS: dict[str, dict[str, Any]] = {
+    "link": {"help": "the link's name, as in the config's [links.NAME]"},
+    "category": {
+        "choices": ("general", "message_summary", "lifecycle", "comm_event"),
+        "help": "the log category: %(choices)s",
+    },
+    "level": {
+        "type": str.upper,
+        "choices": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        "help": "the new level (any case): %(choices)s",
+    },
+    "actor": {"help": "the actor's name, as in the config's [actors.NAME]"},
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gwproactor",
@@ -25,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gwproactor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run a gateway from a config file, env and .env")
+    run = _command(
+        commands,
+        "run",
+        help="run a gateway from a config file, env and .env",
+        epilog=_EXIT_CODES,
+    )
     run.add_argument("config", type=Path, help="TOML config file")
     run.add_argument(
         "--env-file", type=Path, default=None, help="must exist if given (default: ./.env if any)"
@@ -38,8 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         help="override logging.format (auto: rich on a terminal, journal under systemd)",
     )
 
-    demo = commands.add_parser(
-        "demo", help="a parent and a child gateway on a private broker, with a live view"
+    demo = _command(
+        commands, "demo", help="a parent and a child gateway on a private broker, with a live view"
     )
     demo.add_argument(
         "--duration", type=float, default=0.0, help="seconds to run (default 0: until Ctrl-C)"
@@ -47,21 +92,38 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--outage-at", type=float, default=8.0, help="kill the broker after this many s (<0: never)"
     )
-    demo.add_argument("--outage-seconds", type=float, default=4.0)
-    demo.add_argument("--config-dir", type=Path, default=None)
+    demo.add_argument(
+        "--outage-seconds", type=float, default=4.0, help="how long the broker stays down"
+    )
+    demo.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="where parent.toml and child.toml are (default: ./config, else the examples)",
+    )
     demo.add_argument("--no-live", action="store_true", help="print lines instead of a live view")
 
-    config = commands.add_parser("config", help="validate a config and show where values came from")
-    config.add_argument("config", type=Path)
+    config = _command(
+        commands,
+        "config",
+        help="validate a config and show where values came from",
+        epilog=_EXIT_CODES,
+    )
+    config.add_argument("config", type=Path, help="the gateway's TOML config file")
     config.add_argument("--json", action="store_true", help="settings and problems as JSON")
     config.add_argument(
         "--env-file", type=Path, default=None, help="must exist if given (default: ./.env if any)"
     )
 
-    store = commands.add_parser(
-        "store", help="inspect or repair a gateway's event store offline (by its config)"
+    store = _command(
+        commands,
+        "store",
+        help="inspect or repair a gateway's event store offline (by its config)",
+        epilog=_STORE_EXIT_CODES,
     )
-    store.add_argument("config", type=Path)
+    store.add_argument(
+        "config", type=Path, help="the gateway's TOML config file (it names the store)"
+    )
     store.add_argument(
         "action",
         choices=("stats", "export", "dead-letters", "retry", "drop"),
@@ -79,20 +141,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     store.add_argument("--json", action="store_true", help="stats / dead-letters as JSON")
 
-    install = commands.add_parser(
+    install = _command(
+        commands,
         "install-unit",
         help="install the systemd unit, the gwproactor user, /etc/gwproactor and a config",
+        epilog=_INSTALL_EXIT_CODES,
     )
     install.add_argument("--instance", default="child", help="config name (gwproactor@NAME)")
     install.add_argument("--user", default="gwproactor", help="the service user and group")
-    install.add_argument("--config", type=Path, default=None, help="default: the example")
+    install.add_argument(
+        "--config", type=Path, default=None, help="the config to install (default: the example)"
+    )
     install.add_argument("--root", type=Path, default=None, help="install under this directory")
 
-    status = commands.add_parser(
+    status = _command(
+        commands,
         "status",
         help="show the status of a running gateway (exit 3 when not ready)",
         epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     status.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -104,15 +170,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_events(commands: Any) -> None:
-    events = commands.add_parser("events", help="query a running gateway's event store")
+    events = _command(commands, "events", help="query a running gateway's event store")
     events.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
     events.add_argument("--pattern", default=None, help="type pattern: gw.?.state, gw.*")
     events.add_argument("--limit", type=int, default=None, help="at most this many (100)")
     events.add_argument("--start", type=_time_ns, default=None, help="from (ISO time or ns)")
     events.add_argument("--end", type=_time_ns, default=None, help="before (ISO time or ns)")
     which = events.add_mutually_exclusive_group()
-    which.add_argument("--pending", dest="pending", action="store_const", const=True)
-    which.add_argument("--archived", dest="pending", action="store_const", const=False)
+    which.add_argument(
+        "--pending",
+        dest="pending",
+        action="store_const",
+        const=True,
+        help="only events not yet acked upstream (default: both kinds)",
+    )
+    which.add_argument(
+        "--archived",
+        dest="pending",
+        action="store_const",
+        const=False,
+        help="only archived events (acked upstream, or kept where there is no upstream)",
+    )
     order = events.add_mutually_exclusive_group()
     order.add_argument(
         "--newest", dest="newest", action="store_true", default=True, help="the newest (default)"
@@ -135,10 +213,12 @@ def _add_actions(commands: Any) -> None:
         ("log-level", "set a log category's level at run time", ("category", "level")),
         ("restart-actor", "stop, reload and start a configured actor", ("actor",)),
     ):
-        action = commands.add_parser(name, help=f"{help_text} (needs the web token)")
+        action = _command(
+            commands, name, help=f"{help_text} (needs the web token)", epilog=_EXIT_CODES
+        )
         action.add_argument("url", help="the gateway's web address, e.g. http://127.0.0.1:8080")
         for arg in args:
-            action.add_argument(arg)
+            action.add_argument(arg, **_ACTION_ARGS[arg])
         action.add_argument(
             "--token",
             default=None,
@@ -153,6 +233,16 @@ _EXIT_CODES = """exit codes:
   1  the gateway answered with an error (a refused query or action, a bad token)
   2  the gateway could not be reached; run/config: the configuration is unusable
   3  status: the gateway answered but is not ready (a link not active, or not running)"""
+
+_STORE_EXIT_CODES = """exit codes:
+  0  done
+  1  a store error (no store file, a damaged one), or no such dead letter (retry, drop)
+  2  the configuration is unusable"""
+
+_INSTALL_EXIT_CODES = """exit codes:
+  0  installed
+  2  not root (without --root), no example config or unit, --config missing, or a
+     gwproactor the unit could not run (under /home, /root or /run/user: ProtectHome=yes)"""
 
 _PIPE_WIDTH = 100_000  # not a terminal: no line is cut or wrapped to fit a screen
 

@@ -39,7 +39,8 @@ def config_command(
     table.add_column("setting")
     table.add_column("value")
     table.add_column("from")
-    for loc, value in _leaves(settings.model_dump(by_alias=True), ()):
+    # JSON mode: a value as the config file would write it (qos 1, not <QOS.AtLeastOnce: 1>).
+    for loc, value in _leaves(settings.model_dump(mode="json", by_alias=True), ()):
         shown = "********" if _is_secret(settings, loc) and value is not None else repr(value)
         table.add_row(".".join(str(p) for p in loc), shown, sources.origin(loc))
     console.print(table)
