@@ -428,6 +428,14 @@ class ProactorSettings(BaseModel):
         ge=1,
         description="generate_event refuses (Err) beyond this many events awaiting commit",
     )
+    max_received_uncommitted: int = Field(
+        default=5_000,
+        ge=1,
+        description=(
+            "a link stops reading while this many events it received await their commit "
+            "(resumes at receive_queue_resume_fraction of it)"
+        ),
+    )
     store: StoreSettings = StoreSettings()
     forward_events: bool = Field(
         default=True, description="forward events from downstream links upstream"

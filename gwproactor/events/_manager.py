@@ -55,11 +55,24 @@ class EventManager:
         registry: MessageRegistry,
         report_problem: Callable[..., None],
         logger: logging.Logger,
+        hold_reading: Callable[[Link], None] | None = None,
+        release_reading: Callable[[], None] | None = None,
     ) -> None:
         self.gateway = settings.name
         self._src_prefix = b'{"src":' + json.dumps(settings.name).encode()
         self.max_uncommitted = settings.max_uncommitted_events
         self.uncommitted = 0  # generate_event calls whose commit has not come back yet
+        # Received events whose commit has not come back yet: bounded by pausing the link
+        # that brought one in at the bound, resumed below the low-water mark.
+        self.received_waiting = 0
+        self.received_high_water = 0
+        self.max_received_waiting = settings.max_received_uncommitted
+        self._received_resume_at = int(
+            settings.max_received_uncommitted * settings.receive_queue_resume_fraction
+        )
+        self.received_held = False
+        self._hold_reading = hold_reading
+        self._release_reading = release_reading
         self.store = store
         self.forward = settings.forward_events
         self.stats = stats
@@ -338,6 +351,20 @@ class EventManager:
         future.add_done_callback(
             lambda f: self._stored(link, message, payload, forward, deliver_to, f)
         )
+        self.received_waiting = waiting = self.received_waiting + 1  # after the submit
+        self.received_high_water = max(self.received_high_water, waiting)
+        if waiting >= self.max_received_waiting and self._hold_reading is not None:
+            # Backpressure as for the receive queue: this link reads no more until the store
+            # caught up (the other links go on; one of them flooding too is held in turn).
+            if not self.received_held:
+                self.received_held = True
+                self.stats.received_pauses += 1
+                self._log.debug(
+                    "%d received events await their commit: %s paused",
+                    waiting,
+                    link.name,
+                )
+            self._hold_reading(link)
 
     def _stored(
         self,
@@ -348,6 +375,11 @@ class EventManager:
         deliver_to: str | None,
         future: asyncio.Future[Result[Any, StoreError]],
     ) -> None:
+        self.received_waiting -= 1
+        if self.received_held and self.received_waiting <= self._received_resume_at:
+            self.received_held = False
+            if self._release_reading is not None:
+                self._release_reading()
         result = outcome(future)
         header = message.header
         if result is None:  # cancelled: the store is stopping; the peer sends it again

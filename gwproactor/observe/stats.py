@@ -87,6 +87,8 @@ class ProactorStats:
     unroutable: Counter[str] = field(default_factory=Counter)
     queue_pauses: int = 0
     queue_high_water: int = 0
+    # Links paused because too many received events awaited their commit (store behind).
+    received_pauses: int = 0
     events_generated: int = 0
     events_rejected: int = 0
     events_received: int = 0

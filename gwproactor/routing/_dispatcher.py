@@ -6,6 +6,10 @@ the queue has drained to ``receive_queue_resume_fraction`` of that. Messages fro
 the loop may go up to twice the bound before ``send`` refuses them; worker threads block in
 ``send_threadsafe`` (bounded) while the queue is full. The consumer drains up to
 ``dispatch_batch`` messages per wake-up, so a burst costs one wake-up, not one per message.
+
+A link can also be *held* (:meth:`hold_reading`) by the event manager while too many of
+the events it received await their commit; a held link stays paused when the queue drains
+and resumes at :meth:`release_held` (unless the queue is full then).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class Dispatcher:
         self._rx: deque[Message[Any]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        self._held: list[Transport] = []  # paused for received events awaiting commit
         self._space = threading.Event()  # set while threads may add
         self._space.set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,8 +172,23 @@ class Dispatcher:
     def _resume(self) -> None:
         self._paused = False
         self._space.set()
+        held = self._held
         for transport in self._transports():
-            transport.resume_reading()
+            if transport not in held:
+                transport.resume_reading()
+
+    def hold_reading(self, transport: Transport) -> None:
+        """Pause one link's reading until :meth:`release_held` (received events backlog)."""
+        if transport not in self._held:
+            self._held.append(transport)
+            transport.pause_reading()
+
+    def release_held(self) -> None:
+        """Resume the held links (those the full queue pauses stay paused until it drains)."""
+        held, self._held = self._held, []
+        if not self._paused:
+            for transport in held:
+                transport.resume_reading()
 
     def drain_all(self) -> int:
         """Dispatch everything queued, now (at shutdown, after links stopped reading, so the

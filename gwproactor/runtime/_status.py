@@ -105,6 +105,14 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             "max": proactor.settings.receive_queue_max,
             "paused": proactor.reading_paused,
             "high_water": proactor.stats.queue_high_water,
+            "pauses": proactor.stats.queue_pauses,
+        },
+        "received_events": {  # from peers, awaiting their commit (reading pauses at max)
+            "waiting": proactor.events.received_waiting,
+            "max": proactor.events.max_received_waiting,
+            "high_water": proactor.events.received_high_water,
+            "paused": proactor.events.received_held,
+            "pauses": proactor.stats.received_pauses,
         },
         "store": {
             "state": store.state.name.lower(),

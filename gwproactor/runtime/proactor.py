@@ -183,6 +183,8 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
             registry=self.registry,
             report_problem=self.report_problem,
             logger=self._logger.child("events"),
+            hold_reading=lambda link: self.dispatcher.hold_reading(link.transport),
+            release_reading=self.dispatcher.release_held,
         )
         self._inbound.bind_events(self.events)
         self.problems = ProblemReporter(

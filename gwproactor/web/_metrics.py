@@ -51,6 +51,16 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "receive_queue_max": ("gauge", "receive queue depth at which links stop reading"),
     "receive_queue_paused": ("gauge", "1 while links are paused because the queue is full"),
     "receive_queue_high_water": ("gauge", "largest receive queue depth seen"),
+    "receive_queue_pauses_total": ("counter", "times links stopped reading: receive queue full"),
+    "received_events_waiting": ("gauge", "events received from peers awaiting their commit"),
+    "received_events_paused": (
+        "gauge",
+        "1 while links are paused because too many received events await their commit",
+    ),
+    "received_events_pauses_total": (
+        "counter",
+        "times links stopped reading because too many received events awaited their commit",
+    ),
     "store_pending_events": ("gauge", "events stored and awaiting an upstream ack"),
     "store_pending_bytes": ("gauge", "bytes of the events awaiting an upstream ack"),
     "store_archived_events": ("gauge", "events archived (received from downstream)"),
@@ -103,6 +113,19 @@ def dead_letters(store: Mapping[str, Any]) -> int:
     return int(store.get("stats", {}).get("dead_lettered", 0))
 
 
+def _backpressure_samples(add: _Add, status: Mapping[str, Any]) -> None:
+    queue = status["receive_queue"]
+    add("receive_queue_depth", queue["depth"])
+    add("receive_queue_max", queue["max"])
+    add("receive_queue_paused", queue["paused"])
+    add("receive_queue_high_water", queue["high_water"])
+    add("receive_queue_pauses_total", queue.get("pauses", 0))
+    received = status.get("received_events", {})
+    add("received_events_waiting", received.get("waiting", 0))
+    add("received_events_paused", received.get("paused", False))
+    add("received_events_pauses_total", received.get("pauses", 0))
+
+
 def render_metrics(status: Mapping[str, Any]) -> str:
     """The exposition of ``status`` (a ``Proactor.status()`` snapshot). Pure; never raises
     for a snapshot of that shape."""
@@ -133,11 +156,7 @@ def _samples(status: Mapping[str, Any]) -> dict[str, list[Sample]]:
     add("uptime_seconds", status["uptime_seconds"])
     for link_name, link in status["links"].items():
         _link_samples(add, link_name, link, status["uptime_seconds"])
-    queue = status["receive_queue"]
-    add("receive_queue_depth", queue["depth"])
-    add("receive_queue_max", queue["max"])
-    add("receive_queue_paused", queue["paused"])
-    add("receive_queue_high_water", queue["high_water"])
+    _backpressure_samples(add, status)
     store = status["store"]
     add("store_pending_events", store["pending_count"])
     add("store_pending_bytes", store["pending_bytes"])
