@@ -42,7 +42,8 @@ logger = logging.getLogger("gwproactor.store")  # public name: the modules are p
 ProblemCallback = Callable[[str, str], None]
 """``on_problem(kind, detail)``; kinds: ``store.corrupt`` (with the rows saved and lost),
 ``store.wal_missing``, ``store.dropped``, ``store.refused``, ``store.write_error``,
-``store.stop_timeout``, ``store.internal_error``."""
+``store.stop_timeout``, ``store.internal_error``, ``store.callback_error`` (an
+``append_then``/``record_received_then`` callback raised)."""
 
 
 _T = TypeVar("_T")
@@ -515,12 +516,16 @@ class EventStore:
             elif not waiter.done():
                 waiter.set_exception(error)
 
-    @staticmethod
-    def _call(waiter: LoopCallback, value: object) -> None:
+    def _call(self, waiter: LoopCallback, value: object) -> None:
         try:
             waiter.fn(value)
-        except Exception:
-            logger.exception("event store: a commit callback failed")
+        except Exception as e:
+            # A bug past the commit (the event is durable): reported, rate-limited by the
+            # gateway, as one line; the traceback at DEBUG, not a loop-style dump per event.
+            logger.debug("event store: a commit callback failed", exc_info=True)
+            self._report(
+                "store.callback_error", f"a commit callback failed: {type(e).__name__}: {e}"
+            )
 
     def _report(self, kind: str, detail: str) -> None:
         if self._on_problem is None:
