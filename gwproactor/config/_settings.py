@@ -356,6 +356,9 @@ class WebSettings(_Model):
     history_sample_seconds: float = Field(
         default=10.0, ge=1, description="backlog sample period of the page's last-hour sparkline"
     )
+    recent_log_size: int = Field(
+        default=50, ge=1, le=1000, description="WARNING+ log records the page and /status show"
+    )
 
 
 RESERVED_ACTOR_NAMES = frozenset({"admin"})

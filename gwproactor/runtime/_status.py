@@ -16,6 +16,7 @@ from gwproactor.events import EventManager
 from gwproactor.links import Link
 from gwproactor.observe._problem_reporter import ProblemReporter
 from gwproactor.observe.history import GatewayHistory
+from gwproactor.observe.recent_log import RecentLog
 from gwproactor.observe.stats import ProactorStats
 from gwproactor.runtime._actor_status import actor_status
 from gwproactor.store import EventStore
@@ -59,6 +60,8 @@ class StatusSources(Protocol):
     def problems(self) -> ProblemReporter: ...
     @property
     def history(self) -> GatewayHistory: ...
+    @property
+    def recent_log(self) -> RecentLog: ...
 
 
 def build_status(proactor: StatusSources) -> dict[str, Any]:
@@ -174,6 +177,8 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             }
             for p in proactor.problems.recent
         ],
+        # The last WARNING+ log records, oldest first (bounded: web.recent_log_size).
+        "recent_log": proactor.recent_log.snapshot(),
     }
 
 

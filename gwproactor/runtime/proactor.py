@@ -37,6 +37,7 @@ from gwproactor.observe._problem_reporter import ProblemReporter
 from gwproactor.observe.history import GatewayHistory
 from gwproactor.observe.listeners import CommEvent, EventListener, ListenerHub
 from gwproactor.observe.logger import ProactorLogger
+from gwproactor.observe.recent_log import RecentLog
 from gwproactor.observe.stats import ProactorStats
 from gwproactor.routing import Dispatcher, InboundRouter, RawRouter, Routes
 from gwproactor.runtime._health import GatewayHealth
@@ -141,6 +142,8 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         )
         self.watchdog = self.health.watchdog
         self.patter = self.health.patter
+        # The last WARNING+ records of every part (the page's recent-log view), while running.
+        self.recent_log = RecentLog(settings.web.recent_log_size)
         self.history = GatewayHistory(
             sample_seconds=settings.web.history_sample_seconds,
             backlog=lambda: self.store.pending_count,
@@ -414,6 +417,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
             self._stop_requested.set()
             raise
         self._life.set(ProactorState.starting)
+        self._logger.general.addHandler(self.recent_log)  # removed once stopped
         self._lifecycle.info("%s starting", self._name)
         try:
             await self.store.start()
@@ -553,6 +557,7 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         self._instance_lock.release()  # last: the store is closed
         self._life.set(ProactorState.stopped)
         self._lifecycle.info("%s stopped", self._name)
+        self._logger.general.removeHandler(self.recent_log)
         if self._stopped is not None:
             self._stopped.set()
         if self._stop_requested is not None:

@@ -89,6 +89,7 @@ th{background:#eaeef2}
 footer{margin-top:1rem;color:#57606a;font-size:.9rem}
 nav{margin:.5rem 0;font-size:.95rem} a{color:#0969da}
 .card.wide{flex:1 1 22rem}
+ul.log{font-size:.9rem;overflow-wrap:anywhere;padding-left:1.2rem}
 svg.timeline{width:100%;min-width:8rem;height:1rem;display:block;background:#eaeef2}
 svg.spark{width:100%;height:3rem;display:block;background:#f6f8fa}
 @media (max-width:700px){
@@ -147,6 +148,7 @@ def render_fragment(status: Mapping[str, Any], refresh_seconds: float) -> str:
             _actors(status.get("actors", {}), float(status["time"])),
             _cards(status),
             _problems(status["recent_problems"]),
+            _recent_log(status.get("recent_log", [])),
             "<footer>Snapshot at "
             f"{escape(_clock(status['time']))} (gateway clock) · refreshes every "
             f"{refresh_seconds:g} s</footer>",
@@ -321,6 +323,26 @@ def _problems(problems: list[Mapping[str, Any]]) -> str:
             f"{details if problem['details'] else ''}</li>"
         )
     return f'<h2>Recent problems</h2><ul id="problems">{"".join(items)}</ul>'
+
+
+def _recent_log(entries: list[Mapping[str, Any]]) -> str:
+    """The last WARNING+ log lines, newest first."""
+    if not entries:
+        return '<h2>Recent log</h2><p id="recent-log">No warnings or errors logged.</p>'
+    items = []
+    for entry in reversed(entries):
+        level = str(entry.get("level", ""))
+        kind = "warning" if level == "WARNING" else "error"
+        items.append(
+            f"<li>{escape(_clock(float(entry.get('time', 0.0))))} "
+            f"<span class='{kind}'>{escape(level)}</span> "
+            f"<small>{escape(str(entry.get('logger', '')))}</small> "
+            f"{escape(str(entry.get('message', '')))}</li>"
+        )
+    return (
+        f"<h2>Recent log <small>(last {len(entries)} warnings and errors)</small></h2>"
+        f'<ul id="recent-log" class="log">{"".join(items)}</ul>'
+    )
 
 
 def _ago(seconds: float | None, wall: float | None) -> str:
