@@ -110,6 +110,12 @@ def test_the_wheel_installs_and_runs_the_demo_from_an_empty_directory(tmp_path: 
         "gwproactor/py.typed",
     ):
         assert shipped in names, shipped
+    # Every file of config/ (example configs, the unit, monitoring rules and dashboard).
+    config = ROOT / "config"
+    for path in sorted(config.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            shipped = f"gwproactor/examples/{path.relative_to(config).as_posix()}"
+            assert shipped in names, shipped
     assert {f"{info}/LICENSE", f"{info}/licenses/LICENSE"} & names  # by setuptools version
     requirements = "\n".join(
         line for line in metadata.splitlines() if line.startswith("Requires-Dist:")
