@@ -19,7 +19,7 @@ from rich.console import Console
 from gwproactor import Event
 from gwproactor.cli._actions import TOKEN_ENV, action_command
 from gwproactor.cli._events import events_command
-from gwproactor.cli._status import EXIT_NOT_READY
+from gwproactor.cli._status import EXIT_ERROR_ANSWER, EXIT_NOT_READY
 from gwproactor.mqtt import MemoryBroker
 from tests.helpers import TIMEOUT, Counted, running, wait_active
 from tests.web._support import TOKEN, memory_gateway, memory_pair, web_settings
@@ -200,3 +200,16 @@ async def test_config_json(tmp_path: Path) -> None:
     bad.write_text("name = 5\n")
     bad_code, bad_raw = await asyncio.to_thread(_cli, "config", "--json", str(bad))
     assert bad_code == 2 and json.loads(bad_raw)["valid"] is False
+
+
+async def test_status_exits_1_when_the_gateway_answers_with_an_error() -> None:
+    """A URL whose prefix the gateway does not serve: it answers /status with 404 (not
+    unreachable: exit 1, not 2), with --json too, and says what it answered."""
+    child = memory_gateway(web_settings("child"), MemoryBroker())
+    async with running(child):
+        url = child.web.base_url() + "/no-such-prefix"
+        code, text = await asyncio.to_thread(_cli, "status", url)
+        json_code, json_text = await asyncio.to_thread(_cli, "status", "--json", url)
+    assert (code, json_code) == (EXIT_ERROR_ANSWER, EXIT_ERROR_ANSWER) == (1, 1), text
+    assert "the gateway refused" in text and "HTTP 404" in text
+    assert "HTTP 404" in json_text
