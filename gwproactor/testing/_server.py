@@ -66,7 +66,7 @@ class ManagedServer(AwaitableStopMixin, abc.ABC):
     _exited_before: ClassVar[str] = "before accepting MQTT"
     _in_use_marks: ClassVar[tuple[str, ...]] = ("address already in use",)
     _in_use_tail: ClassVar[int] = 10
-    _logger: ClassVar[logging.Logger] = logging.getLogger(__name__)
+    _logger: ClassVar[logging.Logger] = logging.getLogger("gwproactor.testing")
 
     def __init__(
         self,

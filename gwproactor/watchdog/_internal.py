@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ("LOOP_NAME", "SPIN_NAME", "InternalWatchdog", "WatchdogEntry")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.watchdog")  # public name: the module is private
 
 LOOP_NAME = "loop"
 """The monitored name of the event loop itself, registered by :meth:`InternalWatchdog.start`."""

@@ -18,7 +18,7 @@ from gwproactor.watchdog._sdnotify import SdNotifier, one_line
 
 __all__ = ("PatOutcome", "WatchdogPatter")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.watchdog")  # public name: the module is private
 
 TASK_NAME = "watchdog.patter"
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 __all__ = ("STATUS_MAX_CHARS", "SdNotifier", "one_line")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.watchdog")  # public name: the module is private
 
 STATUS_MAX_CHARS = 1024
 """``STATUS=`` text is cut to this length; the manager's datagram buffer is a few KiB and a

@@ -17,7 +17,7 @@ from gwproactor.actor.communicator import HTTPHandler
 
 __all__ = ("guarded", "token_refusal")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.web")  # public name: the module is private
 
 _SCHEME = "bearer"
 

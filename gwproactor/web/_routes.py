@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ("BuiltinRoute", "GatewayRoutes")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("gwproactor.web")  # public name: the module is private
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
