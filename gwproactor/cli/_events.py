@@ -58,11 +58,13 @@ def events_command(
     follow: bool = False,
     interval: float = 2.0,
     follow_seconds: float = 0.0,
+    stop_after: int = 0,
 ) -> int:
     """Print the events matching the filters, oldest first: the newest ``limit`` of them
     (``newest``, the default) or the oldest. With ``follow``, keep asking every
     ``interval`` seconds and print the ones not seen yet (as JSON lines with ``as_json``),
-    until Ctrl-C or ``follow_seconds`` (0: no end). Returns the exit code."""
+    until Ctrl-C, ``follow_seconds`` (0: no end) or ``stop_after`` new events (0: no end).
+    Returns the exit code."""
     params: dict[str, str] = {}
     if pattern is not None:
         params["pattern"] = pattern
@@ -85,7 +87,9 @@ def events_command(
             else:
                 console.print(render_events(events, full=full))
             return 0
-        _follow(url, params, events, as_json, timeout, console, interval, follow_seconds)
+        _follow(
+            url, params, events, as_json, timeout, console, interval, follow_seconds, stop_after
+        )
     except GatewayUnreachableError as e:
         console.print(f"[red]cannot reach the gateway:[/red] {e}")
         return EXIT_UNREACHABLE
@@ -117,23 +121,54 @@ def _follow(
     console: Console,
     interval: float,
     follow_seconds: float,
+    stop_after: int = 0,
 ) -> None:
-    """Print ``first``, then every event with a higher seq as it appears (one line each)."""
+    """Print ``first``, then every event with a higher seq as it appears (one line each).
+
+    Each poll asks for the newest ``limit`` events; when all of them are new (more may have
+    arrived since the last poll than one answer holds), it asks again for up to
+    ``_FOLLOW_MAX`` so that none is skipped, and says so if even that was not enough."""
     deadline = time.monotonic() + follow_seconds if follow_seconds > 0 else None
     last_seq = -1
+    printed = 0
     batch = first
     while True:
         for event in batch:
             if int(event["seq"]) > last_seq:
                 last_seq = int(event["seq"])
+                printed += 1
                 if as_json:
                     console.out(json.dumps(event, separators=(",", ":")), highlight=False)
                 else:
                     console.print(event_line(event), soft_wrap=True)
+                if stop_after and printed - len(first) >= stop_after:
+                    return
         if deadline is not None and time.monotonic() + interval > deadline:
             return
         time.sleep(interval)
-        batch = _query(url, params, timeout, None)
+        batch = _poll_new(url, params, timeout, last_seq, console)
+
+
+_FOLLOW_MAX = 10_000  # the store's default max_query_limit
+
+
+def _poll_new(
+    url: str, params: Mapping[str, str], timeout: float, last_seq: int, console: Console
+) -> list[dict[str, Any]]:
+    """The newest events, enough of them to reach back to ``last_seq`` when possible."""
+    limit = int(params.get("limit", "100"))
+    while True:
+        batch = _query(url, {**params, "limit": str(limit)}, timeout, None)
+        reaches_back = any(int(event["seq"]) <= last_seq for event in batch)
+        if reaches_back or len(batch) < limit or last_seq < 0:
+            return batch
+        if limit >= _FOLLOW_MAX:
+            console.print(
+                f"[yellow]more than {limit} events arrived between two polls: "
+                "some were skipped[/yellow]"
+            )
+            return batch
+        limit = min(limit * 10, _FOLLOW_MAX)
 
 
 def event_line(event: Mapping[str, Any]) -> Text:

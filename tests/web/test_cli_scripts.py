@@ -96,6 +96,20 @@ async def test_long_names_are_not_cut_when_piped() -> None:
     assert "2" + "x" * 300 in events
 
 
+class _SignalsFirstWrite(io.StringIO):
+    """A console file that tells the loop (thread-safe) when something was first written."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, written: asyncio.Event) -> None:
+        super().__init__()
+        self._loop = loop
+        self._written = written
+
+    def write(self, s: str) -> int:
+        if s and not self._written.is_set():
+            self._loop.call_soon_threadsafe(self._written.set)
+        return super().write(s)
+
+
 async def test_events_newest_oldest_and_follow() -> None:
     _, child = memory_pair(MemoryBroker())
     async with running(child):
@@ -103,8 +117,10 @@ async def test_events_newest_oldest_and_follow() -> None:
             await child.generate_event(Counted(n=n))
         url = child.web.base_url()
 
-        def events(*, newest: bool, follow: bool = False) -> tuple[int, str]:
-            console, out = _console()
+        def events(*, newest: bool, out: io.StringIO | None = None) -> tuple[int, str]:
+            follow = out is not None
+            file = out if out is not None else io.StringIO()
+            console = Console(file=file, width=100_000, color_system=None)
             code = events_command(
                 url,
                 pattern="test.*",
@@ -118,22 +134,25 @@ async def test_events_newest_oldest_and_follow() -> None:
                 newest=newest,
                 follow=follow,
                 interval=0.05,
-                follow_seconds=3.0,
+                follow_seconds=TIMEOUT,  # a bound only: it ends after the 3 new events
+                stop_after=3 if follow else 0,
             )
-            return code, out.getvalue()
+            return code, file.getvalue()
 
         newest = await asyncio.to_thread(events, newest=True)
         oldest = await asyncio.to_thread(events, newest=False)
-        following = asyncio.ensure_future(asyncio.to_thread(events, newest=True, follow=True))
-        for n in range(5, 8):  # committed (queryable) long before the follow ends
+        first_batch = asyncio.Event()
+        out = _SignalsFirstWrite(asyncio.get_running_loop(), first_batch)
+        following = asyncio.ensure_future(asyncio.to_thread(events, newest=True, out=out))
+        await asyncio.wait_for(first_batch.wait(), TIMEOUT)  # it printed 3 and 4
+        for n in range(5, 8):  # three at once: more than one answer (limit 2) holds
             await child.generate_event(Counted(n=n))
-        code, lines = await following
+        code, lines = await asyncio.wait_for(following, TIMEOUT * 2)
     assert newest[0] == 0 and [e["payload"]["n"] for e in json.loads(newest[1])] == [3, 4]
     assert oldest[0] == 0 and [e["payload"]["n"] for e in json.loads(oldest[1])] == [0, 1]
     followed = [json.loads(line)["payload"]["n"] for line in lines.splitlines()]
     assert code == 0
-    assert followed[-3:] == [5, 6, 7]
-    assert followed == sorted(set(followed))  # each once, in order
+    assert followed == [3, 4, 5, 6, 7]  # each once, in order, none skipped
 
 
 async def test_actions_through_the_token_protected_routes() -> None:
