@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from result import Err, Result
 
 from gwproactor.errors import EncodeError, StoreError
-from gwproactor.events._future import outcome
 from gwproactor.links import Link
 from gwproactor.store import EventStore, StoredEvent
 from gwproactor.wire.message import Header
@@ -242,14 +241,12 @@ class Uploader:
 
     def _clear(self) -> None:
         ids, self._to_clear = self._to_clear, []
-        future = self.store.ack_many(ids)
-        future.add_done_callback(lambda f: self._cleared(ids, f))
+        # Called back as the store applies the delete, with its pending count: unacked
+        # (pending less uncleared) is exact at every moment, whenever the next ack comes.
+        self.store.ack_many_then(ids, lambda result: self._cleared(ids, result))
 
-    def _cleared(self, ids: list[str], future: asyncio.Future[Result[int, StoreError]]) -> None:
+    def _cleared(self, ids: list[str], result: Result[int, StoreError]) -> None:
         self._uncleared -= len(ids)
-        result = outcome(future)
-        if result is None:
-            return
         if isinstance(result, Err):
             self.stats.ack_errors += len(ids)
             self._log.error("could not clear acked events from the store: %s", result.err_value)

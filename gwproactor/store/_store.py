@@ -306,6 +306,17 @@ class EventStore:
         self._submit(writer, AckOp(tuple(event_ids), future))
         return future
 
+    def ack_many_then(
+        self, event_ids: Sequence[str], then: Callable[[Result[int, StoreError]], object]
+    ) -> None:
+        """:meth:`ack_many` calling ``then(result)`` on the loop as it applies the batch
+        outcome, as :meth:`append_then` does: ``then`` runs with :attr:`pending_count`
+        already lowered, before any other code can read it (no window where the count
+        says deleted and the caller's own bookkeeping does not yet). ``then`` must not
+        raise. Never blocks. Raises ``StateError`` unless running."""
+        _, writer = self._require_running()
+        self._submit(writer, AckOp(tuple(event_ids), LoopCallback(then)))
+
     def record_received(
         self,
         type_name: str,

@@ -215,14 +215,20 @@ async def test_only_a_large_backlog_is_logged_while_it_drains(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Steady state writes no line per event; a backlog of at least the threshold gives
-    progress lines and one summary (the daemon's log on a device)."""
+    progress lines and one summary (the daemon's log on a device).
+
+    Timing-free: the parent acks in bursts that follow its own commits, and the child's
+    deletes of acked events commit whenever they do (held up to store.ack_delay_seconds,
+    which a slow drain outlasts); the pending figures are exact whatever the interleaving
+    (test_progress_pending_is_exact_at_every_ack). Steady state is checked for upload
+    lines only: a loaded machine may log other things (loop lag, an ack timeout)."""
     broker = MemoryBroker()
     parent, child, _ = _pair(broker, reupload_log_threshold=100, reupload_log_every=40)
     caplog.set_level(logging.INFO, logger="gwproactor")
     async with running(child):
         results = await asyncio.gather(*(child.generate_event(Counted(n=n)) for n in range(100)))
         assert all(r.is_ok() for r in results)
-        with child.listener("event.acked") as acks:
+        with child.listener(("event.acked", "reupload.progress")) as acks:
             async with running(parent):
                 await wait_until(lambda: child.store.pending_count == 0, acks, TIMEOUT)
                 drained = [r.getMessage() for r in caplog.records if "re-upload" in r.message]
@@ -231,7 +237,11 @@ async def test_only_a_large_backlog_is_logged_while_it_drains(
                 for n in range(100, 200):
                     assert (await child.generate_event(Counted(n=n))).is_ok()
                 await wait_until(lambda: child.store.pending_count == 0, acks, TIMEOUT)
-                steady = [r.getMessage() for r in caplog.records if r.name.startswith("gwproactor")]
+                steady = [
+                    f"{r.name}: {r.getMessage()}"
+                    for r in caplog.records
+                    if r.name.startswith("gwproactor.events") or "upload" in r.getMessage()
+                ]
     assert drained[0] == "re-uploading 100 pending events"
     assert [m for m in drained if m.startswith("re-upload: ")] == [
         "re-upload: 40 acked upstream, 60 pending",
@@ -240,3 +250,39 @@ async def test_only_a_large_backlog_is_logged_while_it_drains(
     ]
     assert drained[-1].startswith("re-uploaded 100 events in ")
     assert steady == []
+
+
+async def test_progress_pending_is_exact_at_every_ack() -> None:
+    """The parent commits (and so acks) one event at a time and the child's deletes are
+    not held back: hundreds of ack bursts, the deletes of earlier ones committing in
+    between. At every ack the pending figure is what is still unacked: the store's count
+    and the uploader's own count of deletes in flight change in the same step (before,
+    a delete's outcome lowered the store's count one loop iteration before the uploader
+    heard of it, and an ack taken in between was reported with a committed delete
+    subtracted twice: "185 acked upstream, 112 pending" instead of 115)."""
+    broker = MemoryBroker()
+    parent_settings, child_settings = pair_settings(BrokerSettings())
+    parent_settings = parent_settings.model_copy(
+        update={"store": parent_settings.store.model_copy(update={"max_batch": 1})}
+    )
+    child_settings = child_settings.model_copy(
+        update={
+            "reupload_log_threshold": 1,
+            "reupload_log_every": 1,
+            # Deletes commit at once, between the parent's ack bursts (not held back).
+            "store": child_settings.store.model_copy(update={"ack_delay_seconds": 0.0}),
+        }
+    )
+    parent = Proactor(parent_settings, REGISTRY, transport_factory=memory_factory(broker))
+    child = Proactor(child_settings, REGISTRY, transport_factory=memory_factory(broker))
+    count = 300
+    async with running(child):
+        results = await asyncio.gather(*(child.generate_event(Counted(n=n)) for n in range(count)))
+        assert all(r.is_ok() for r in results)
+        with child.listener("reupload.progress") as progress:
+            async with running(parent):
+                seen: list[tuple[int, int]] = []
+                while len(seen) < count:
+                    event = await progress.get(TIMEOUT)
+                    seen.append((event.data["acked"], event.data["pending"]))
+    assert seen == [(n, count - n) for n in range(1, count + 1)]
