@@ -270,7 +270,16 @@ def _cards(status: Mapping[str, Any]) -> str:
     store = status["store"]
     uploader = status["uploader"]
     watchdog = status["watchdog"]
+    received = status.get("received_events", {})
     reading = "paused: queue full" if queue["paused"] else "reading"
+    if received.get("paused"):
+        reading = "paused: received events awaiting their commit"
+    waiting = (
+        f"<p>{int(received['waiting'])} / {int(received['max'])} received events awaiting "
+        f"commit · paused {int(received.get('pauses', 0))}&times; for them</p>"
+        if "waiting" in received
+        else ""
+    )
     in_flight = (
         f"<p>{int(uploader['in_flight'])} in flight to {escape(str(uploader['link']))}</p>"
         if uploader is not None
@@ -290,7 +299,8 @@ def _cards(status: Mapping[str, Any]) -> str:
     return (
         '<h2>Queues</h2><div class="cards">'
         '<div class="card" id="queue"><h3>Receive queue</h3>'
-        f'<p class="big">{int(queue["depth"])} / {int(queue["max"])}</p><p>{reading}</p></div>'
+        f'<p class="big">{int(queue["depth"])} / {int(queue["max"])}</p><p>{reading}</p>'
+        f"{waiting}</div>"
         '<div class="card" id="store"><h3>Store backlog</h3>'
         f'<p class="big">{int(store["pending_count"])} events</p>'
         f"<p>{escape(_bytes(store['pending_bytes']))} awaiting upload · "

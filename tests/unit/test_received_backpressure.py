@@ -11,6 +11,7 @@ from typing import Any
 
 from gwproactor import BrokerSettings, Proactor
 from gwproactor.mqtt import MemoryBroker
+from gwproactor.web._page import render_page
 from gwproactor.wire.names import topic_for
 from tests.helpers import (
     REGISTRY,
@@ -106,7 +107,11 @@ async def test_a_flood_of_received_events_pauses_the_link_while_commits_lag() ->
                 assert gate.calls == BOUND
                 assert parent.events.received_waiting == BOUND
                 assert parent.stats.received_pauses == 1
-                assert parent.status()["received_events"]["paused"] is True
+                status = parent.status()
+                assert status["received_events"]["paused"] is True
+                page = render_page(status, 2.0)
+                assert "paused: received events awaiting their commit" in page
+                assert f"{BOUND} / {BOUND} received events awaiting commit" in page
                 gate.gate.set()
                 for _ in range(FLOOD):
                     await received.get(TIMEOUT)
