@@ -249,6 +249,15 @@ def _gateway(status: Mapping[str, Any]) -> Table:
     table.add_column("value")
     paused = Text(" (paused: full)", style="bold red") if queue["paused"] else Text("")
     table.add_row("receive queue", Text.assemble(f"{queue['depth']} / {queue['max']}", paused))
+    received = status.get("received_events")
+    if received is not None:
+        held = (
+            Text(" (paused: awaiting commit)", style="bold red") if received["paused"] else Text("")
+        )
+        table.add_row(
+            "received, uncommitted",
+            Text.assemble(f"{received['waiting']} / {received['max']}", held),
+        )
     table.add_row(
         "store backlog",
         f"{store['pending_count']} events, {store['pending_bytes']} bytes "

@@ -5,11 +5,15 @@ Nothing is lost: every event is stored, acked once and handed to the actor once.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
 
+from rich.console import Console
+
 from gwproactor import BrokerSettings, Proactor
+from gwproactor.cli._status import render_status
 from gwproactor.mqtt import MemoryBroker
 from gwproactor.web._page import render_page
 from gwproactor.wire.names import topic_for
@@ -112,6 +116,10 @@ async def test_a_flood_of_received_events_pauses_the_link_while_commits_lag() ->
                 page = render_page(status, 2.0)
                 assert "paused: received events awaiting their commit" in page
                 assert f"{BOUND} / {BOUND} received events awaiting commit" in page
+                console = Console(file=io.StringIO(), width=200, color_system=None)
+                console.print(render_status(status))
+                text = console.file.getvalue()  # type: ignore[attr-defined]
+                assert f"{BOUND} / {BOUND} (paused: awaiting commit)" in text
                 gate.gate.set()
                 for _ in range(FLOOD):
                     await received.get(TIMEOUT)
