@@ -23,7 +23,7 @@ from gwproactor.wire.gwproto import GwprotoCodec
 from gwproactor.wire.message import Header
 from gwproactor.wire.registry import default_registry
 from tests.gwproto.conftest import PeerFactory
-from tests.gwproto.peer_env import Gw4Peer
+from tests.gwproto.peer_env import Gw4Peer, PeerReport
 from tests.helpers import EventRecorder, Recorder, is_state, running, wait_active
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
@@ -123,6 +123,15 @@ def assert_pings_acked(peer: Gw4Peer) -> None:
     acked = {r["id"] for r in peer.of_kind("acked")}
     assert pings, "the 4.1.13 peer sent no ping"
     assert pings <= acked, f"pings not acked: {pings - acked}"
+
+
+def _pings_acked(peer: Gw4Peer, pings: list[PeerReport]) -> bool:
+    """Every one of ``pings`` (the peer's ``sent`` reports) has its ``acked`` report."""
+    return {r["id"] for r in pings} <= {r["id"] for r in peer.of_kind("acked")}
+
+
+def _ping_acks_sent(peer: Gw4Peer) -> list[PeerReport]:
+    return [r for r in peer.of_kind("ack_sent") if r["type"] == "gridworks.ping"]
 
 
 async def exchange_app_messages(ours: Proactor, link: str, peer: Gw4Peer) -> None:
@@ -419,13 +428,17 @@ async def test_idle_with_pings_no_decode_problems(
         pings_before = child.link("atn").stats.pings_sent
         with child.listener("link.state") as c_states, parent.listener("link.state") as p_states:
             await asyncio.sleep(idle_seconds)  # the idle period itself is what is tested
+            ours = child.link("atn").stats.pings_sent - pings_before
+            theirs = [r for r in bottom.of_kind("sent") if r["type"] == "gridworks.ping"]
+            # A ping sent just before the idle period ended may still be on its way (or
+            # its ack): await the acks of every ping sent in it, not "acked by now".
+            await bottom.wait_for(lambda: _pings_acked(bottom, theirs), T)
+            await top.wait_for(lambda: len(_ping_acks_sent(top)) >= ours, T)
             changes = [e.data for e in (*c_states.history, *p_states.history)]
         assert changes == []
-        ours = child.link("atn").stats.pings_sent - pings_before
-        theirs = [r for r in bottom.of_kind("sent") if r["type"] == "gridworks.ping"]
         assert ours >= idle_seconds / 2 and len(theirs) >= idle_seconds / 2
-        assert_pings_acked(bottom)
-        assert len([r for r in top.of_kind("ack_sent") if r["type"] == "gridworks.ping"]) >= ours
+        assert _pings_acked(bottom, theirs)
+        assert len(_ping_acks_sent(top)) >= ours
         for peer in (top, bottom):
             assert peer.decode_problems() == []
             assert [r["state"] for r in peer.of_kind("state")][-1] == "active"
