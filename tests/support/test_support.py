@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -473,6 +474,27 @@ def test_missing_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> 
 # -- brokers: security and sessions ---------------------------------------------------------
 
 
+def _log_size(broker: Mosquitto) -> int:
+    try:
+        return broker.log_path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _await_logged(broker: Mosquitto, offset: int, text: str, timeout: float = 30.0) -> None:
+    """Until the broker's log, past byte ``offset``, contains ``text``. The log is a file
+    nothing signals on: re-read it every 20 ms, up to a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with broker.log_path.open("rb") as log:
+            log.seek(offset)
+            if text.encode() in log.read():
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not logged; log tail:\n{broker.log_tail(40)}")
+        time.sleep(0.02)
+
+
 @pytest.mark.broker
 def test_tls_listener_requires_a_client_certificate(
     mosquitto_tls: Mosquitto, tls_material: TlsMaterial, clients: list[Client], topic: str
@@ -481,15 +503,18 @@ def test_tls_listener_requires_a_client_certificate(
     assert mosquitto_tls.tls_port != mosquitto_tls.port
     anonymous = Client().tls(tls_material.ca_cert)
     clients.append(anonymous)
+    mark = _log_size(mosquitto_tls)
     assert isinstance(anonymous.connect(mosquitto_tls.tls_port), Refused)
-    # The broker logs why before closing, so the line is there once the client saw the close.
-    assert "peer did not return a certificate" in mosquitto_tls.log_tail(40)
+    # OpenSSL sends its alert before the broker logs why, so the client can see the close
+    # before the line is written: await the line (written after this attempt began).
+    _await_logged(mosquitto_tls, mark, "peer did not return a certificate")
 
     rogue_ca = make_tls_material(mosquitto_tls.work_dir / "rogue", ["gateway"])
     rogue = Client().tls(tls_material.ca_cert, rogue_ca.client("gateway"))
     clients.append(rogue)
+    mark = _log_size(mosquitto_tls)
     assert isinstance(rogue.connect(mosquitto_tls.tls_port), Refused)
-    assert "certificate verify failed" in mosquitto_tls.log_tail(40)
+    _await_logged(mosquitto_tls, mark, "certificate verify failed")
 
     plain = Client()  # no TLS at all on the TLS port
     clients.append(plain)
