@@ -71,7 +71,12 @@ class _Children:
         return self.state_dir / "events.db"
 
     async def start(
-        self, first: int, count: int, *, exit_when_drained: bool = False
+        self,
+        first: int,
+        count: int,
+        *,
+        exit_when_drained: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> ChildProcess:
         child = ChildProcess(
             port=self.port,
@@ -80,7 +85,7 @@ class _Children:
             count=count,
             log_path=self.tmp_path / f"child-{len(self.runs)}.log",
             exit_when_drained=exit_when_drained,
-            extra_args=("--window", "200"),
+            extra_args=("--window", "200", *extra_args),
         )
         self.runs.append(child)
         return await child.start(START_TIMEOUT)
@@ -114,7 +119,9 @@ async def test_child_killed_mid_generation_and_mid_reupload_loses_and_repeats_no
         # 1. Parent up. Kill the child while it generates (and uploads) 0..999.
         parent, first_recorder = _parent(mosquitto)
         async with running(parent):
-            run_a = await children.start(0, 1000)
+            # It freezes itself after 600 commits, so that the kill lands in the middle
+            # even when a busy machine lets it run far ahead of our reading its output.
+            run_a = await children.start(0, 1000, extra_args=("--freeze-after-committed", "600"))
             await run_a.until(lambda out: len(out.committed) >= 300, TIMEOUT)
             await run_a.kill()
             assert "generated" not in run_a.output.markers  # killed in the middle
@@ -126,13 +133,15 @@ async def test_child_killed_mid_generation_and_mid_reupload_loses_and_repeats_no
             with parent.listener("message.dispatched") as dispatched:
                 await wait_until(_has(first_recorder, children.committed()), dispatched, TIMEOUT)
         # 2. Parent down: a backlog of 1100..2099 builds up in the child's store.
-        run_c = await children.start(1100, 1000)
+        run_c = await children.start(1100, 1000, extra_args=("--freeze-after-acked", "500"))
         await run_c.until(lambda out: "generated" in out.markers, TIMEOUT)
         assert len(run_c.output.committed) == 1000
-        # 3. Parent up again: kill the child once the re-upload is under way.
+        # 3. Parent up again: kill the child once the re-upload is under way (it freezes
+        # itself on receiving its 500th ack, so that the kill lands before the re-upload is
+        # over however far ahead of our reading its output it runs).
         parent, second_recorder = _parent(mosquitto)
         async with running(parent):
-            await run_c.until(lambda out: len(out.acked) >= 100, TIMEOUT)
+            await run_c.until(lambda out: len(out.acked) >= 100 or "frozen" in out.markers, TIMEOUT)
             await run_c.kill()
             pending, _ = await asyncio.to_thread(_counts, children.store_file)
             log.info(

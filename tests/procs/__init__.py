@@ -12,6 +12,7 @@ line per fact, so that a test can SIGKILL it at a chosen moment:
 * ``acked <event_id>`` for each event the parent acked (and the store has cleared);
 * ``reupload <acked> <pending>`` for each re-upload progress report;
 * ``drained`` once no event is pending (with ``--exit-when-drained``);
+* ``frozen`` just before it SIGSTOPs itself (``--freeze-after-committed``/``-acked``);
 * ``stopped`` after a clean stop (end of work, or SIGTERM).
 """
 
@@ -39,7 +40,7 @@ class ChildOutput:
     refused: list[int] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
     reupload: list[tuple[int, int]] = field(default_factory=list)
-    markers: list[str] = field(default_factory=list)  # ready, generated, drained, stopped
+    markers: list[str] = field(default_factory=list)  # ready, generated, drained, frozen, stopped
 
     def add(self, line: str) -> None:
         word, _, rest = line.partition(" ")

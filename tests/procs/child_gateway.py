@@ -4,6 +4,7 @@ Usage::
 
     python -m tests.procs.child_gateway --port P --state-dir D --start K --count N
         [--name child] [--parent parent] [--window 50] [--rate R] [--exit-when-drained]
+        [--freeze-after-committed C] [--freeze-after-acked A]
 
 It runs a proactor named ``--name`` with one upstream link to ``--parent`` on the broker at
 127.0.0.1:P, keeping its store in ``D``. It generates ``Counted(K)`` .. ``Counted(K+N-1)``
@@ -13,6 +14,14 @@ lines described in :mod:`tests.procs` (flushed one by one, so that a test readin
 SIGKILL it at a chosen moment: every ``committed`` line it has read is a durable event).
 It then keeps running (re-uploading whatever is pending) until SIGTERM or SIGINT, or, with
 ``--exit-when-drained``, until no event is pending. It exits 0 after a clean stop.
+
+``--freeze-after-committed C`` makes it print ``frozen`` and SIGSTOP itself right after
+printing its C-th ``committed`` line, ``--freeze-after-acked A`` on receiving its A-th ack
+(before it clears that event from its store, so at least ``count - A + 1`` of a re-upload of
+``count`` events are still pending; its ``acked`` lines lag behind, so may be fewer): a
+test that SIGKILLs it on reading fewer lines than that (or ``frozen``) kills it at that point
+at the latest, however far ahead of the test's reading a busy machine lets it run (it never
+finishes its range, nor its re-upload).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from result import Err, Result
 
 from gwproactor import BrokerSettings, LinkSettings, Proactor, ProactorSettings, StoreError
 from gwproactor.config import PathSettings
-from gwproactor.observe.listeners import EventListener
+from gwproactor.observe.listeners import CommEvent, EventListener
 from tests.helpers import REGISTRY, Counted
 
 TIMEOUT = 30.0
@@ -40,6 +49,30 @@ TIMEOUT = 30.0
 def say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+class Freeze:
+    """Counts the ``committed`` lines printed and the acks received, and SIGSTOPs this
+    process at the configured count (0: never)."""
+
+    def __init__(self) -> None:
+        self.after = {"committed": 0, "acked": 0}
+        self.seen = {"committed": 0, "acked": 0}
+
+    def count(self, kind: str) -> None:
+        self.seen[kind] += 1
+        if self.seen[kind] == self.after[kind]:
+            say("frozen")
+            os.kill(os.getpid(), signal.SIGSTOP)  # until SIGKILL (or SIGCONT)
+
+    def acked(self, event: CommEvent) -> bool:
+        """A listener's predicate, called as ``link.acked`` is emitted (before the acked
+        event is cleared from the store); accepts nothing."""
+        self.count("acked")
+        return False
+
+
+FREEZE = Freeze()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ack-timeout", type=float, default=5.0, help="the link's, in s")
     parser.add_argument("--upload-window", type=int, default=200, help="events in flight")
     parser.add_argument("--exit-when-drained", action="store_true")
+    parser.add_argument("--freeze-after-committed", type=int, default=0)
+    parser.add_argument("--freeze-after-acked", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -81,6 +116,7 @@ def report(n: int, result: Result[str, StoreError]) -> None:
         say(f"refused {n} {type(result.err_value).__name__}")
     else:
         say(f"committed {n} {result.ok_value}")
+        FREEZE.count("committed")
 
 
 async def generate(
@@ -131,12 +167,16 @@ async def work(proactor: Proactor, args: argparse.Namespace) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
+    FREEZE.after.update(committed=args.freeze_after_committed, acked=args.freeze_after_acked)
     proactor = build(args)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    with proactor.listener(("event.acked", "reupload.progress")) as progress:
+    with (
+        proactor.listener(("event.acked", "reupload.progress")) as progress,
+        proactor.listener("link.acked", FREEZE.acked),
+    ):
         printer = loop.create_task(print_progress(progress), name="child.progress")
         await proactor.start()
         say("ready")
