@@ -10,10 +10,13 @@ flood published from the receiver's loop would stall that loop itself.
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
 import logging
 import os
 import socket
+import termios
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -21,10 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+from result import Result
 
-from gwproactor import BrokerSettings, Proactor, ProactorSettings
+from gwproactor import BrokerSettings, Message, Proactor, ProactorSettings
 from gwproactor.actor.sync_thread import SyncAsyncInteractionThread, SyncThreadActor
 from gwproactor.config import WatchdogSettings
+from gwproactor.mqtt import MQTTClientWrapper
 from gwproactor.observe.listeners import CommEvent
 from tests.helpers import (
     REGISTRY,
@@ -108,6 +113,39 @@ class BlockingActor(SyncThreadActor):
     def on_thread_item(self, item: Any) -> None:
         self.handled.append(item)
         self.proactor.hub.emit("test.handled", self.name, {"n": item})
+
+
+class HoldsUntilBuffered(Recorder):
+    """Records every message; the first one holds the loop (a handler too slow for the
+    flood) until ``link``'s socket holds at least ``unread_bytes`` not yet read."""
+
+    def __init__(self, name: str, proactor: Proactor, link: str, unread_bytes: int) -> None:
+        super().__init__(name, proactor)
+        self.proactor = proactor
+        self.link = link
+        self.unread_bytes = unread_bytes
+
+    def process_message(self, message: Message[Any]) -> Result[None, Exception]:
+        if not self.received:
+            transport = self.proactor.link(self.link).transport
+            assert isinstance(transport, MQTTClientWrapper)
+            client = transport._client  # noqa: SLF001
+            assert client is not None
+            sock = client.socket()
+            assert sock is not None
+            deadline = time.monotonic() + TIMEOUT
+            while _unread(sock) < self.unread_bytes:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"only {_unread(sock)} bytes of the flood arrived")
+                time.sleep(0.005)  # the loop is held on purpose: this is the slow handler
+        return super().process_message(message)
+
+
+def _unread(sock: Any) -> int:
+    """Bytes received on ``sock`` and not yet read (FIONREAD)."""
+    count = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+    return count[0]
 
 
 class LogWaiter(logging.Handler):
@@ -280,13 +318,23 @@ async def test_reading_pauses_within_one_read_batch_of_the_queue_bound(
     mosquitto_factory: MosquittoFactory, peer_loop: LoopThread
 ) -> None:
     """Reading pauses within one wake-up's batch of packets after the queue reaches its
-    bound (each command is acked, so the child has publishes of its own in flight)."""
+    bound (each command is acked, so the child has publishes of its own in flight).
+
+    The flood must outrun the child's dispatching for the queue to fill: rather than hope
+    that the broker keeps the child's socket full (it did not on a busy machine), the first
+    command holds the child's loop (a slow handler) until its socket holds enough of the
+    flood to fill the queue several times over, as the broker may send it all at once."""
     batch = 16
-    broker = mosquitto_factory(max_queued_messages=100_000, log_types=("error", "warning"))
-    parent_settings, child_settings = _gateways(broker)
+    queue_max = 40  # filled from bytes the socket can hold (~100 KB on loopback here)
+    broker = mosquitto_factory(
+        max_queued_messages=100_000,
+        log_types=("error", "warning"),
+        extra_config="max_inflight_messages 0",  # no window: the flood fills our socket
+    )
+    parent_settings, child_settings = _gateways(broker, receive_queue_max=queue_max)
     parent = Proactor(parent_settings, REGISTRY)
     child = Proactor(_with_read_batch(child_settings, "parent", batch), REGISTRY)
-    rx = Recorder("rx", child)
+    rx = HoldsUntilBuffered("rx", child, "parent", unread_bytes=48 * 1024)
     child.add_communicator(rx)
     count = 2000
     await peer_loop.call(_start(parent))
@@ -301,7 +349,7 @@ async def test_reading_pauses_within_one_read_batch_of_the_queue_bound(
         await peer_loop.call(parent.stop_and_join())
     assert [m.payload.n for m in rx.received] == list(range(count))  # none lost, in order
     assert child.stats.queue_pauses >= 1
-    assert child.stats.queue_high_water <= QUEUE_MAX + batch, child.stats.queue_high_water
+    assert child.stats.queue_high_water <= queue_max + batch, child.stats.queue_high_water
 
 
 async def test_stopping_closes_the_service_manager_socket(sd_notify: socket.socket) -> None:
