@@ -130,6 +130,10 @@ def _pings_acked(peer: Gw4Peer, pings: list[PeerReport]) -> bool:
     return {r["id"] for r in pings} <= {r["id"] for r in peer.of_kind("acked")}
 
 
+def _pings_sent(peer: Gw4Peer) -> list[PeerReport]:
+    return [r for r in peer.of_kind("sent") if r["type"] == "gridworks.ping"]
+
+
 def _ping_acks_sent(peer: Gw4Peer) -> list[PeerReport]:
     return [r for r in peer.of_kind("ack_sent") if r["type"] == "gridworks.ping"]
 
@@ -426,19 +430,30 @@ async def test_idle_with_pings_no_decode_problems(
         await top.wait_for(lambda: top.state == "active", T)
         await bottom.wait_for(lambda: bottom.state == "active", T)
         pings_before = child.link("atn").stats.pings_sent
+        theirs_before = len(_pings_sent(bottom))
+        acks_before = parent.link("scada").stats.acks_sent
         with child.listener("link.state") as c_states, parent.listener("link.state") as p_states:
             await asyncio.sleep(idle_seconds)  # the idle period itself is what is tested
             ours = child.link("atn").stats.pings_sent - pings_before
-            theirs = [r for r in bottom.of_kind("sent") if r["type"] == "gridworks.ping"]
+            theirs = _pings_sent(bottom)
             # A ping sent just before the idle period ended may still be on its way (or
             # its ack): await the acks of every ping sent in it, not "acked by now".
             await bottom.wait_for(lambda: _pings_acked(bottom, theirs), T)
             await top.wait_for(lambda: len(_ping_acks_sent(top)) >= ours, T)
+            # Both pairs are SCADA-ATN on one broker, so 4.1.13's ATN acks its SCADA's pings
+            # too: count our ATN's own acks (of its pings and of our SCADA's, which it hears).
+            ours_to_ack = len(theirs) - theirs_before + ours
+
+            def acked_by_us() -> int:
+                return parent.link("scada").stats.acks_sent - acks_before
+
+            await poll(lambda: acked_by_us() >= ours_to_ack, what="our ATN acks every ping")
             changes = [e.data for e in (*c_states.history, *p_states.history)]
         assert changes == []
         assert ours >= idle_seconds / 2 and len(theirs) >= idle_seconds / 2
         assert _pings_acked(bottom, theirs)
         assert len(_ping_acks_sent(top)) >= ours
+        assert acked_by_us() >= ours_to_ack
         for peer in (top, bottom):
             assert peer.decode_problems() == []
             assert [r["state"] for r in peer.of_kind("state")][-1] == "active"
