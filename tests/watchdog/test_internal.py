@@ -36,6 +36,26 @@ class Recorder:
         self.events.append(("recover", name))
 
 
+class AwaitedRecorder(Recorder):
+    """A Recorder whose first stall and first recovery each resolve a future to await."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        loop = asyncio.get_running_loop()
+        self.stalled: asyncio.Future[None] = loop.create_future()
+        self.recovered: asyncio.Future[None] = loop.create_future()
+
+    def stall(self, name: str, silent_seconds: float) -> None:
+        super().stall(name, silent_seconds)
+        if not self.stalled.done():
+            self.stalled.set_result(None)
+
+    def recover(self, name: str) -> None:
+        super().recover(name)
+        if not self.recovered.done():
+            self.recovered.set_result(None)
+
+
 # Calls, not attributes, so that mypy does not keep a narrowed bool across state changes.
 def satisfied(watchdog: InternalWatchdog) -> bool:
     return watchdog.satisfied
@@ -228,23 +248,13 @@ async def test_timer_reports_a_silent_name_and_its_recovery() -> None:
 
 async def test_loop_lag_is_reported_as_a_stalled_loop() -> None:
     loop = asyncio.get_running_loop()
-    recorder = Recorder()
-    stalled: asyncio.Future[None] = loop.create_future()
-    recovered: asyncio.Future[None] = loop.create_future()
-
-    def on_stall(name: str, silent_seconds: float) -> None:
-        recorder.stall(name, silent_seconds)
-        stalled.set_result(None)
-
-    def on_recover(name: str) -> None:
-        recorder.recover(name)
-        recovered.set_result(None)
+    recorder = AwaitedRecorder()
 
     watchdog = InternalWatchdog(
         check_interval_seconds=0.01,
         loop_timeout_seconds=0.1,
-        on_stall=on_stall,
-        on_recover=on_recover,
+        on_stall=recorder.stall,
+        on_recover=recorder.recover,
     )
     watchdog.start()
     try:
@@ -252,11 +262,11 @@ async def test_loop_lag_is_reported_as_a_stalled_loop() -> None:
         # loop timeout. The watchdog's timer was due 0.01 s after start, so it runs ~0.29 s late.
         loop.call_soon(time.sleep, 0.3)
         async with asyncio.timeout(TIMEOUT):
-            await stalled
+            await recorder.stalled
             assert watchdog.stalled_names == (LOOP_NAME,)
             entry = watchdog.snapshot()[LOOP_NAME]
             assert entry.stalled and entry.silent_seconds > 0.1
-            await recovered
+            await recorder.recovered
     finally:
         watchdog.stop()
     assert recorder.events == [("stall", LOOP_NAME), ("recover", LOOP_NAME)]
@@ -268,25 +278,15 @@ async def test_a_loop_spinning_with_zero_lag_is_reported() -> None:
     """A callback that re-schedules itself for ever (issue 17, item 7): every timer runs
     on time, so only the rate of idle polls shows it."""
     loop = asyncio.get_running_loop()
-    recorder = Recorder()
-    stalled: asyncio.Future[None] = loop.create_future()
-    recovered: asyncio.Future[None] = loop.create_future()
-
-    def on_stall(name: str, silent_seconds: float) -> None:
-        recorder.stall(name, silent_seconds)
-        stalled.set_result(None)
-
-    def on_recover(name: str) -> None:
-        recorder.recover(name)
-        recovered.set_result(None)
+    recorder = AwaitedRecorder()
 
     watchdog = InternalWatchdog(
         check_interval_seconds=0.02,
         loop_timeout_seconds=5.0,
         spin_polls_per_second=2_000,
         spin_seconds=0.2,
-        on_stall=on_stall,
-        on_recover=on_recover,
+        on_stall=recorder.stall,
+        on_recover=recorder.recover,
     )
     spinning = True
 
@@ -300,12 +300,12 @@ async def test_a_loop_spinning_with_zero_lag_is_reported() -> None:
             await asyncio.sleep(0.1)  # a quiet loop first: not spinning
             assert watchdog.satisfied and watchdog.idle_polls_per_second < 2_000
             loop.call_soon(spin)
-            await stalled
+            await recorder.stalled
             assert watchdog.stalled_names == (SPIN_NAME,)
             assert watchdog.idle_polls_per_second > 2_000
             assert watchdog.loop_lag_seconds < 1.0
             spinning = False
-            await recovered
+            await recorder.recovered
     finally:
         spinning = False
         watchdog.stop()
