@@ -9,7 +9,13 @@ state machine, acks, dedup) -> ``wire`` (names, envelope, codecs) -> ``routing``
 queue, dispatch, raw topics) -> ``actor`` (communicators, thread actors) and ``events`` ->
 ``store`` (durable events, re-upload); ``runtime`` owns them all, ``observe``, ``watchdog``,
 ``web``, ``config`` and ``cli`` surround them. This module is the curated public surface.
+
+What a gateway does not need to start (the settings loader, the logging setup, thread
+actors) loads on first use of its name (PEP 562), so that ``import gwproactor`` and a
+Proactor's start pay only for what runs: every name in ``__all__`` stays importable.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from gwproactor._version import __version__
 from gwproactor.actor.communicator import (
@@ -22,13 +28,6 @@ from gwproactor.actor.communicator import (
     ServicesInterface,
     load_actor,
 )
-from gwproactor.actor.sync_thread import (
-    AsyncQueueWriter,
-    SyncAsyncInteractionThread,
-    SyncAsyncQueueWriter,
-    SyncThreadActor,
-    responsive_sleep,
-)
 from gwproactor.config import (
     QOS,
     ActorSettings,
@@ -39,7 +38,6 @@ from gwproactor.config import (
     TlsSettings,
     WatchdogSettings,
     WebSettings,
-    load_settings,
 )
 from gwproactor.errors import (
     ConfigError,
@@ -61,9 +59,9 @@ from gwproactor.errors import (
 from gwproactor.events import EventFuture
 from gwproactor.links import Link, LinkState
 from gwproactor.mqtt import MQTTClients, MQTTClientWrapper, Subscription
+from gwproactor.observe._format import format_exceptions
 from gwproactor.observe.listeners import CommEvent, EventListener
 from gwproactor.observe.logger import ProactorLogger
-from gwproactor.observe.logging_setup import format_exceptions, setup_logging
 from gwproactor.observe.problems import ProblemEvent, Problems
 from gwproactor.observe.stats import ActorActivity, LinkStats, ProactorStats
 from gwproactor.routing import Routes
@@ -83,6 +81,17 @@ from gwproactor.wire.message import (
     Ping,
     RawMessage,
 )
+
+if TYPE_CHECKING:
+    from gwproactor.actor.sync_thread import (
+        AsyncQueueWriter,
+        SyncAsyncInteractionThread,
+        SyncAsyncQueueWriter,
+        SyncThreadActor,
+        responsive_sleep,
+    )
+    from gwproactor.config import load_settings
+    from gwproactor.observe.logging_setup import setup_logging
 
 __all__ = (
     "__version__",
@@ -164,3 +173,34 @@ __all__ = (
     "InvalidQueryError",
     "WebServerError",
 )
+
+_THREAD_ACTOR_NAMES = frozenset(
+    (
+        "AsyncQueueWriter",
+        "SyncAsyncInteractionThread",
+        "SyncAsyncQueueWriter",
+        "SyncThreadActor",
+        "responsive_sleep",
+    )
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Plain import statements (not importlib by name), so that the architecture tests see
+    # these edges of the import graph.
+    module: Any
+    if name in _THREAD_ACTOR_NAMES:
+        from gwproactor.actor import sync_thread as module
+    elif name == "load_settings":
+        from gwproactor.config import _loader as module
+    elif name == "setup_logging":
+        from gwproactor.observe import logging_setup as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value  # once: later lookups find it without coming back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -29,13 +29,13 @@ import os
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
 from gwproactor.config import LoggingSettings, ProactorSettings
 from gwproactor.errors import ConfigError
+from gwproactor.observe._format import format_exceptions
 from gwproactor.observe._logging_reference import setup_logging_from_args
 from gwproactor.observe.logger import ProactorLogger
 
@@ -286,16 +286,3 @@ def log_uncaught(logger: logging.Logger) -> Callable[[], None]:
         logging.captureWarnings(False)
 
     return restore
-
-
-def format_exceptions(exceptions: Sequence[BaseException], *, tracebacks: bool = True) -> str:
-    """One readable block for several exceptions (with tracebacks unless told otherwise)."""
-    parts: list[str] = []
-    for i, exc in enumerate(exceptions, 1):
-        head = f"[{i}/{len(exceptions)}] {type(exc).__name__}: {exc}"
-        if tracebacks and exc.__traceback__ is not None:
-            body = "".join(traceback.format_exception(exc)).rstrip()
-            parts.append(f"{head}\n{body}")
-        else:
-            parts.append(head)
-    return "\n".join(parts)

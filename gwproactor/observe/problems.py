@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from gwproactor.observe.logging_setup import format_exceptions
+from gwproactor.observe._format import format_exceptions
 from gwproactor.wire.message import Event
 
 __all__ = ("ProblemEvent", "Problems")

@@ -18,8 +18,6 @@ from typing import Any, TypeVar
 
 from result import Err, Ok, Result
 
-from gwproactor.actor.admin import ADMIN_ACTOR, AdminCommander
-from gwproactor.actor.admin import COMMANDS as ADMIN_COMMANDS
 from gwproactor.actor.communicator import (
     CommunicatorInterface,
     HTTPHandler,
@@ -49,7 +47,6 @@ from gwproactor.runtime._reference_forms import (
     start_as_task,
 )
 from gwproactor.runtime._shutdown import stop_parts
-from gwproactor.runtime._status import build_status
 from gwproactor.store import EventStore, StoredEvent, StoreState
 from gwproactor.web import WebManager
 from gwproactor.wire.codec import MessageRegistry
@@ -201,6 +198,11 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
         self.web = WebManager(self)
         admin_links = [n for n, link in settings.links.items() if link.role == "admin"]
         if admin_links:
+            # Imported only by gateways with an admin link (start-up time and memory: its
+            # payload models are built when the module loads).
+            from gwproactor.actor.admin import ADMIN_ACTOR, AdminCommander
+            from gwproactor.actor.admin import COMMANDS as ADMIN_COMMANDS
+
             admin_link = admin_links[0]
             self.add_communicator(
                 AdminCommander(
@@ -276,6 +278,8 @@ class Proactor(ProactorReferenceForms, ServicesInterface):
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready snapshot (see :mod:`gwproactor.runtime._status`); no secrets in it."""
+        from gwproactor.runtime._status import build_status  # not needed to start
+
         return build_status(self)
 
     def link(self, name: str) -> Link:

@@ -14,13 +14,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from gwproactor.errors import StoreError
 from gwproactor.store._ops import Counts, OpenReport
 from gwproactor.store._pattern import register_sql_function
-from gwproactor.store._salvage import FreshStoreError, Salvage, salvage_into
 from gwproactor.store._settings import StoreSettings
+
+if TYPE_CHECKING:
+    from gwproactor.store._salvage import Salvage
 
 __all__ = ("count_events", "open_database", "suppress_sqlite_errors")
 
@@ -154,6 +156,9 @@ _SALVAGE_SUFFIX: Final = ".salvage"
 def _salvage(path: Path, settings: StoreSettings) -> Salvage:
     """Build ``<name>.salvage`` from what can be read of the damaged ``path``; on failure
     no salvage file is left and nothing is saved."""
+    # Imported only when a store is damaged (start-up time and memory).
+    from gwproactor.store._salvage import FreshStoreError, Salvage, salvage_into
+
     fresh = path.with_name(path.name + _SALVAGE_SUFFIX)
     _remove_with_companions(fresh)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from gwproactor.config import LinkSettings
 from gwproactor.wire.codec import Codec, JsonCodec, MessageRegistry
-from gwproactor.wire.gwproto import GwprotoCodec
 
 __all__ = ("codec_for_link",)
 
@@ -13,6 +12,9 @@ def codec_for_link(gateway: str, settings: LinkSettings, registry: MessageRegist
     """The codec a link with these settings speaks (settings are validated: a gwproto link
     has its peer and both short names)."""
     if settings.codec == "gwproto":
+        # Imported only by gateways with a gwproto link (start-up time and memory).
+        from gwproactor.wire.gwproto import GwprotoCodec
+
         assert settings.peer and settings.short_name and settings.peer_short_name
         return GwprotoCodec(
             registry,
