@@ -211,11 +211,22 @@ def fsync_latency_us(directory: Path, count: int = 200) -> float:
 
 async def events_awaited(cfg: Json) -> Json:
     """``count`` events generated one at a time, each awaited before the next (as a typical
-    actor writes it): the rate, CPU per event, and the disk's fsync latency next to them."""
+    actor writes it), next to its references, interleaved in ``blocks`` so that a change in
+    the machine's load hits them alike:
+
+    - the bare commit: the same transaction (BEGIN IMMEDIATE, the INSERT the writer runs,
+      COMMIT) of the same rows (random event ids, the events' own JSON), on a second
+      connection to the *same* store file, with the store's pragmas, on this thread: the
+      part of an awaited event that is sqlite's and the disk's;
+    - the hand-off floor: the same bare commit done by a plain thread, awaited from the
+      loop through ``call_soon_threadsafe`` (what any loop-plus-writer-thread design pays);
+    - the disk's fsync (4 KiB append + fdatasync).
+    """
     missing = api_missing()
     if missing:
         return {"pending": missing}
     count = cfg["count"]
+    blocks = max(1, min(cfg.get("blocks", 4), count))
     with _state_dir(cfg) as tmp:
         proactor = Proactor(_settings(CHILD, Path(tmp), {}), MessageRegistry(BenchEvent))
         await proactor.start()
@@ -223,67 +234,178 @@ async def events_awaited(cfg: Json) -> Json:
             for event in _events(min(count // 10, 100), "warm"):
                 await proactor.generate_event(event)
             events = _events(count, "awaited")
-            failures = 0
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            loop0, threads0 = time.thread_time(), _thread_cpu()
-            for event in events:
-                if not isinstance(await proactor.generate_event(event), Ok):
-                    failures += 1
-            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            loop_cpu = time.thread_time() - loop0
-            threads = {
-                name: (
-                    user - threads0.get(name, (0.0, 0.0))[0],
-                    sys - threads0.get(name, (0.0, 0.0))[1],
-                )
-                for name, (user, sys) in _thread_cpu().items()
-            }
+            bare = _BareCommits(proactor.store.path, _events(count, "bare"))
+            floor = _HandoffFloor(proactor.store.path, _events(count, "floor"))
+            try:
+                awaited = _Awaited(proactor)
+                for block in range(blocks):
+                    part = slice(block * count // blocks, (block + 1) * count // blocks)
+                    await awaited.run(events[part])
+                    bare.run(part)
+                    await floor.run(part)
+            finally:
+                bare.close()
+                floor.close()
         finally:
             await proactor.stop_and_join()
         fsync_us = fsync_latency_us(Path(tmp))
-        bare = bare_commits(Path(tmp), count)
+    per = 1e6 / count
     return {
         "count": count,
-        "failures": failures,
-        "rate": count / wall,
-        "wall_us_per_event": wall / count * 1e6,
-        "cpu_us_per_event": cpu / count * 1e6,
-        "loop_cpu_us_per_event": loop_cpu / count * 1e6,
+        "failures": awaited.failures,
+        "rate": count / awaited.wall,
+        "wall_us_per_event": awaited.wall * per,
+        "cpu_us_per_event": awaited.cpu * per,
+        "loop_cpu_us_per_event": awaited.loop_cpu * per,
         "threads_us_per_event": {
-            name: [user / count * 1e6, sys / count * 1e6] for name, (user, sys) in threads.items()
+            name: [user * per, sys * per] for name, (user, sys) in awaited.threads.items()
         },
         "fsync_us": fsync_us,
-        "bare_cpu_us_per_commit": bare["cpu_us"],
-        "bare_wall_us_per_commit": bare["wall_us"],
+        "bare_cpu_us_per_commit": bare.cpu * per,
+        "bare_wall_us_per_commit": bare.wall * per,
+        "floor_cpu_us_per_event": floor.cpu * per,
+        "floor_loop_cpu_us_per_event": floor.loop_cpu * per,
+        "floor_wall_us_per_event": floor.wall * per,
     }
 
 
-def bare_commits(directory: Path, count: int) -> Json:
-    """The floor under an awaited event: ``count`` transactions of one INSERT each, straight
-    on a sqlite connection to a store opened as gwproactor opens it (same schema, WAL,
-    ``synchronous`` from the default settings), on this thread: CPU and wall µs each."""
+class _Awaited:
+    """Awaited ``generate_event`` calls, timed block by block (CPU of the whole process, of
+    the loop's thread, and of each thread by name)."""
+
+    def __init__(self, proactor: Proactor) -> None:
+        self.proactor = proactor
+        self.failures = 0
+        self.cpu = self.wall = self.loop_cpu = 0.0
+        self.threads: dict[str, tuple[float, float]] = {}
+
+    async def run(self, events: list[BenchEvent]) -> None:
+        generate = self.proactor.generate_event
+        failures = 0
+        threads0 = _thread_cpu()
+        cpu0, wall0, loop0 = time.process_time(), time.perf_counter(), time.thread_time()
+        for event in events:
+            if not isinstance(await generate(event), Ok):
+                failures += 1
+        self.cpu += time.process_time() - cpu0
+        self.wall += time.perf_counter() - wall0
+        self.loop_cpu += time.thread_time() - loop0
+        self.failures += failures
+        for name, (user, sys) in _thread_cpu().items():
+            user0, sys0 = threads0.get(name, (user, sys))
+            was = self.threads.get(name, (0.0, 0.0))
+            self.threads[name] = (was[0] + user - user0, was[1] + sys - sys0)
+
+
+def _bare_rows(events: list[BenchEvent]) -> list[tuple[object, ...]]:
+    """The rows the store's writer inserts for ``events`` generated by a gateway without
+    an upstream link (archived): random event ids, the events' JSON with ``src`` filled in."""
+    from gwproactor.store._ops import event_bytes
+    from gwproactor.wire.message import new_message_id
+
+    rows: list[tuple[object, ...]] = []
+    for event in events:
+        payload = BenchEvent.__pydantic_serializer__.to_json(
+            event.model_copy(update={"src": CHILD})
+        )
+        event_id = new_message_id()
+        nbytes = event_bytes(event.type_name, event_id, CHILD, payload)
+        rows.append((event_id, event.type_name, event.time_ns, CHILD, payload, 0, nbytes, None))
+    return rows
+
+
+def _open_like_the_store(path: Path) -> Any:
+    """A second connection to the store's file, configured as the store configures its own."""
     from gwproactor.store import StoreSettings
     from gwproactor.store._schema import open_database
+
+    conn, _ = open_database(path, StoreSettings())
+    return conn
+
+
+def _commit_one(conn: Any, row: tuple[object, ...]) -> None:
+    """One transaction of one INSERT, as the store's writer runs it for a batch of one."""
     from gwproactor.store._sqlite import _INSERT
 
-    conn, _ = open_database(directory / "bare.sqlite", StoreSettings())
-    try:
-        payload = b'{"src":"child","time_ns":0,"channel":"bare-1","value":1.5}'
+    cur = conn.cursor()
+    cur.execute("BEGIN IMMEDIATE")
+    cur.execute(_INSERT, row)
+    cur.execute("COMMIT")
+
+
+class _BareCommits:
+    """The floor under an awaited event: one-row transactions straight on a connection to
+    the same store file, on this thread (the loop's; nothing else runs meanwhile)."""
+
+    def __init__(self, path: Path, events: list[BenchEvent]) -> None:
+        self.rows = _bare_rows(events)
+        self.conn = _open_like_the_store(path)
+        self.cpu = self.wall = 0.0
+
+    def run(self, part: slice) -> None:
+        conn = self.conn
+        rows = self.rows[part]
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        for i in range(count):
-            conn.execute("BEGIN IMMEDIATE")
-            row = (f"bare-{i}", "bench.event", time.time_ns(), CHILD, payload, 0, 80, None)
-            conn.execute(_INSERT, row)
-            conn.execute("COMMIT")
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    finally:
-        conn.close()
-    return {"cpu_us": cpu / count * 1e6, "wall_us": wall / count * 1e6}
+        for row in rows:
+            _commit_one(conn, row)
+        self.cpu += time.process_time() - cpu0
+        self.wall += time.perf_counter() - wall0
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _HandoffFloor:
+    """The bare commit done by a plain thread and awaited from the loop: the least a design
+    with a writer thread can cost (one queue put, one wake-up each way, one future)."""
+
+    def __init__(self, path: Path, events: list[BenchEvent]) -> None:
+        import queue
+        import threading
+
+        self.rows = _bare_rows(events)
+        self.cpu = self.wall = self.loop_cpu = 0.0
+        self._queue: queue.SimpleQueue[tuple[asyncio.Future[None], tuple[object, ...]] | None]
+        self._queue = queue.SimpleQueue()
+        self._path = path
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._serve, name="handoff-floor", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn = _open_like_the_store(self._path)
+        try:
+            while (item := self._queue.get()) is not None:
+                future, row = item
+                _commit_one(conn, row)
+                self._loop.call_soon_threadsafe(future.set_result, None)
+        finally:
+            conn.close()
+
+    async def run(self, part: slice) -> None:
+        loop, put = self._loop, self._queue.put
+        rows = self.rows[part]
+        cpu0, wall0, loop0 = time.process_time(), time.perf_counter(), time.thread_time()
+        for row in rows:
+            future: asyncio.Future[None] = loop.create_future()
+            put((future, row))
+            await future
+        self.cpu += time.process_time() - cpu0
+        self.wall += time.perf_counter() - wall0
+        self.loop_cpu += time.thread_time() - loop0
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(30)
 
 
 def _thread_cpu() -> dict[str, tuple[float, float]]:
-    """(user, system) CPU seconds of each thread of this process, by thread name (Linux;
-    empty elsewhere). Names are ``/proc``'s ``comm``: the event-store writer names itself."""
+    """(user, system) CPU seconds of each thread of this process, by Python thread name
+    (``/proc``'s ``comm`` for a thread Python does not know) and id (Linux; empty
+    elsewhere). In clock ticks: coarse, read over many events."""
+    import threading
+
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, tuple[float, float]] = {}
     try:
@@ -294,9 +416,11 @@ def _thread_cpu() -> dict[str, tuple[float, float]]:
         try:
             with open(f"/proc/self/task/{tid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/self/task/{tid}/comm") as comm:
-                name = f"{comm.read().strip()}[{tid}]"
+            name = names.get(int(tid))
+            if name is None:
+                with open(f"/proc/self/task/{tid}/comm") as comm:
+                    name = comm.read().strip()
         except OSError:
             continue
-        out[name] = (int(fields[11]) / tick, int(fields[12]) / tick)
+        out[f"{name}[{tid}]"] = (int(fields[11]) / tick, int(fields[12]) / tick)
     return out

@@ -299,10 +299,11 @@ def _brief(data: Json) -> str:
     parts = []
     awaited = data.get("awaited", {})
     if "cpu_us_per_event" in awaited:
+        beyond = awaited["cpu_us_per_event"] - awaited.get("bare_cpu_us_per_commit", 0.0)
         parts.append(
             f"awaited {awaited['rate']:,.0f} events/s at {awaited['cpu_us_per_event']:.0f} µs "
-            f"CPU ({awaited['loop_cpu_us_per_event']:.0f} on the loop; fsync "
-            f"{awaited['fsync_us']:.0f} µs)"
+            f"CPU ({awaited['loop_cpu_us_per_event']:.0f} on the loop, {beyond:.0f} beyond "
+            f"the bare commit; fsync {awaited['fsync_us']:.0f} µs)"
         )
     for key in ("burst", "reupload"):
         value = data.get(key, {})

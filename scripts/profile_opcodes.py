@@ -2,14 +2,16 @@
 disturb (the figures are counts, not times).
 
     .venv/bin/python scripts/profile_opcodes.py events    # loop thread, per awaited generate_event
+    .venv/bin/python scripts/profile_opcodes.py writer    # the store's writer thread, per event
     .venv/bin/python scripts/profile_opcodes.py receive   # link -> dispatch -> actor, per message
     .venv/bin/python scripts/profile_opcodes.py floor     # loop CPU of a bare thread -> loop hop
 
 ``events``: a gateway without links (its events are archived), store durability ``normal``
 (no fsync: the loop's share is the same), ``--count`` events awaited one at a time while
-``sys.settrace`` counts the opcodes the loop thread runs, asyncio's included. ``receive``:
-gwproactor's link (memory transport, nothing on the wire) fed envelopes of the benchmark's
-workload one read at a time, as at 1,000 msg/s, to the benchmark's counting actor.
+``sys.settrace`` counts the opcodes the loop thread runs, asyncio's included. ``writer``:
+the same, counting the opcodes of the store's writer thread instead (``threading.settrace``).
+``receive``: gwproactor's link (memory transport, nothing on the wire) fed envelopes of the
+benchmark's workload one read at a time, as at 1,000 msg/s, to the benchmark's counting actor.
 ``floor``: the loop thread's CPU per round trip of a future resolved by another thread
 with ``call_soon_threadsafe`` (what any awaited commit costs, before gwproactor's own work).
 State goes to a temporary directory removed at the end.
@@ -56,7 +58,23 @@ def _print(counts: Counts, per: int, what: str, top: int) -> None:
         print(f"{count / per:9.1f}  {filename}:{function}")
 
 
-async def _events(count: int, top: int) -> None:
+def _writer_tracer(counts: Counts, on: list[bool]) -> Any:
+    """A tracer for the threads started from now on that counts only in the store's writer
+    thread, and only while ``on[0]``."""
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        if not threading.current_thread().name.startswith("store["):
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode" and on[0]:
+            code = frame.f_code
+            counts[(Path(code.co_filename).name, code.co_name)] += 1
+        return trace
+
+    return trace
+
+
+async def _events(count: int, top: int, writer: bool = False) -> None:
     from _bench_events import BenchEvent
 
     from gwproactor import Proactor, ProactorSettings
@@ -71,21 +89,29 @@ async def _events(count: int, top: int) -> None:
             store=StoreSettings(durability="normal"),
         )
         proactor = Proactor(settings, MessageRegistry(BenchEvent))
+        counts: Counts = collections.Counter()
+        on = [False]
+        if writer:
+            threading.settrace(_writer_tracer(counts, on))
         await proactor.start()
+        threading.settrace(None)
         try:
             for i in range(50):
                 await proactor.generate_event(BenchEvent(channel="warm", value=i))
             events = [BenchEvent(channel=f"c{i % 16}", value=i + 0.5) for i in range(count)]
-            counts: Counts = collections.Counter()
-            sys.settrace(_tracer(counts))
+            on[0] = True
+            if not writer:
+                sys.settrace(_tracer(counts))
             try:
                 for event in events:
                     await proactor.generate_event(event)
             finally:
                 sys.settrace(None)
+                on[0] = False
         finally:
             await proactor.stop_and_join()
-    _print(counts, count, "awaited event on the loop thread", top)
+    where = "the store's writer thread" if writer else "the loop thread"
+    _print(counts, count, f"awaited event in {where}", top)
 
 
 async def _receive(count: int, top: int) -> None:
@@ -169,13 +195,13 @@ async def _floor(count: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", choices=("events", "receive", "floor"))
+    parser.add_argument("path", choices=("events", "writer", "receive", "floor"))
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
     os.environ.setdefault("XDG_STATE_HOME", tempfile.gettempdir())
-    if args.path == "events":
-        asyncio.run(_events(args.count, args.top))
+    if args.path in ("events", "writer"):
+        asyncio.run(_events(args.count, args.top, writer=args.path == "writer"))
     elif args.path == "receive":
         asyncio.run(_receive(args.count, args.top))
     else:
