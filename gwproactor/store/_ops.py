@@ -159,7 +159,9 @@ class BatchOutcome:
 
     results: list[tuple[LoopWaiter, object]] = field(default_factory=list)
     errors: list[tuple[LoopWaiter, BaseException]] = field(default_factory=list)
-    stats: StoreStats = field(default_factory=StoreStats)  # this batch; posted: the totals
+    # The writer's totals and counts as posted: objects it never changes again (it changes
+    # copies), so the loop keeps them without copying.
+    stats: StoreStats = field(default_factory=StoreStats)
     counts: Counts = field(default_factory=Counts)
     problems: list[tuple[str, str]] = field(default_factory=list)
 
