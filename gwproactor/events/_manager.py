@@ -143,8 +143,8 @@ class EventManager:
         Resolves to Ok(event_id) once durable, or Err if the store refused or failed (the
         store has counted and reported that). Raises StateError if the store is not
         running. A gateway without an upstream link archives its events (queryable)."""
-        loop = asyncio.get_running_loop()
-        outer = EventFuture(loop=loop)
+        # The loop of start(): asyncio.get_running_loop() is a getpid() system call each.
+        outer = EventFuture(loop=self._loop or asyncio.get_running_loop())
         if self.uncommitted >= self.max_uncommitted:
             # Backpressure for actors on the loop: the disk is not keeping up. Refuse
             # rather than queue without bound; the caller sees Err and may slow down.
@@ -165,7 +165,8 @@ class EventManager:
 
             def archived(result: Result[bool, StoreError]) -> None:
                 self.uncommitted -= 1
-                _settle(outer, Ok(event_id) if isinstance(result, Ok) else result)
+                if not outer.done():
+                    outer.set_result(Ok(event_id) if isinstance(result, Ok) else result)
 
             self.store.record_received_then(type_name, event_id, time_ns, src, payload, archived)
         else:

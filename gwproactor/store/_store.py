@@ -255,9 +255,8 @@ class EventStore:
         the future would hold) as soon as it takes the batch's outcome, one loop iteration
         and one scheduled callback earlier than a future's done-callback. ``then`` must
         not raise. Never blocks. Raises ``StateError`` unless running."""
-        _, writer = self._require_running()
-        self._submit(
-            writer, AppendOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
+        self._submit_running(
+            AppendOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
         )
 
     def append_threadsafe(
@@ -357,9 +356,8 @@ class EventStore:
     ) -> None:
         """:meth:`record_received` (without ``deliver_to``) calling ``then(result)`` on the
         loop instead of resolving a future, as :meth:`append_then` does."""
-        _, writer = self._require_running()
-        self._submit(
-            writer, ReceiveOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
+        self._submit_running(
+            ReceiveOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
         )
 
     def record_and_forward(
@@ -495,6 +493,15 @@ class EventStore:
 
     def _submit(self, writer: SqliteWriter, op: WriteOp | ReadOp) -> None:
         if not writer.submit_threadsafe(op):
+            raise StateError(f"event store {self._path}: stopping")
+
+    def _submit_running(self, op: WriteOp) -> None:
+        """``_require_running`` and ``_submit`` in one call: the path of every awaited
+        ``generate_event``, kept short."""
+        writer = self._writer
+        if self._state is not StoreState.RUNNING or writer is None:
+            self._require_running()  # raises the StateError that says which state
+        elif not writer.submit_threadsafe(op):
             raise StateError(f"event store {self._path}: stopping")
 
     async def _read(self, fn: Callable[..., _T]) -> _T:

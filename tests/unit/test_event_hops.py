@@ -76,3 +76,24 @@ async def test_pending_event_hops(monkeypatch: pytest.MonkeyPatch) -> None:
         per_event = await _callbacks_per_event(child, monkeypatch)
         assert child.store.pending_count == EVENTS + 10
     assert per_event <= MAX_CALLBACKS_PER_EVENT, per_event
+
+
+async def test_no_running_loop_lookup_per_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    # asyncio.get_running_loop() makes a getpid() system call each time (it checks for a
+    # fork): generate_event uses the loop it was started on. Was 1 call per event.
+    proactor = Proactor(_fast_store(ProactorSettings(name="solo")), REGISTRY)
+    async with running(proactor):
+        for n in range(10):
+            assert isinstance(await proactor.generate_event(Counted(n=n)), Ok)
+        lookups = [0]
+        original = asyncio.get_running_loop
+
+        def counted() -> asyncio.AbstractEventLoop:
+            lookups[0] += 1
+            return original()
+
+        monkeypatch.setattr(asyncio, "get_running_loop", counted)
+        for n in range(EVENTS):
+            assert isinstance(await proactor.generate_event(Counted(n=n)), Ok)
+        monkeypatch.undo()
+    assert lookups[0] == 0, lookups[0]
