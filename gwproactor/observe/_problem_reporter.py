@@ -6,9 +6,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from gwproactor.observe._records import FrozenRecord
 from gwproactor.observe.listeners import ListenerHub
 from gwproactor.observe.problems import ProblemEvent
 from gwproactor.observe.stats import OTHER, ProactorStats
@@ -16,15 +16,35 @@ from gwproactor.observe.stats import OTHER, ProactorStats
 __all__ = ("ProblemReporter", "RecentProblem")
 
 
-@dataclass(frozen=True, slots=True)
-class RecentProblem:
+class RecentProblem(FrozenRecord):
+    __match_args__ = ("time", "summary", "details", "error", "suppressed", "count", "key")
+    __slots__ = ("count", "details", "error", "key", "summary", "suppressed", "time")
     time: float  # wall clock, for display
     summary: str
     details: str
     error: bool
     suppressed: int
-    count: int = 1  # reports with this key up to this one (rate-limited ones included)
-    key: str = ""
+    count: int  # reports with this key up to this one (rate-limited ones included)
+    key: str
+
+    def __init__(
+        self,
+        time: float,
+        summary: str,
+        details: str,
+        error: bool,
+        suppressed: int,
+        count: int = 1,
+        key: str = "",
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "time", time)
+        _set(self, "summary", summary)
+        _set(self, "details", details)
+        _set(self, "error", error)
+        _set(self, "suppressed", suppressed)
+        _set(self, "count", count)
+        _set(self, "key", key)
 
 
 MAX_KEYS = 1000

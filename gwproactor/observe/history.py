@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from gwproactor.observe._records import FrozenRecord
 
 __all__ = ("GatewayHistory", "LinkHistory", "Transition")
 
@@ -19,11 +20,20 @@ WINDOW_SECONDS = 3600.0
 """How far back the page looks."""
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(FrozenRecord):
+    __match_args__ = ("time", "old", "new")
+    __slots__ = ("new", "old", "time")
     time: float  # wall clock
     old: str
     new: str
+
+    def __init__(self, time: float, old: str, new: str) -> None:
+        _set(self, "time", time)
+        _set(self, "old", old)
+        _set(self, "new", new)
+
+
+_set = object.__setattr__
 
 
 class LinkHistory:

@@ -13,28 +13,47 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from gwproactor.errors import StateError
+from gwproactor.observe._records import FrozenRecord
 
 __all__ = ("CommEvent", "EventListener", "ListenerHub")
 
 
-@dataclass(frozen=True, slots=True)
-class CommEvent:
-    """Something that happened in the gateway.
+class CommEvent(FrozenRecord):
+    """Something that happened in the gateway. Immutable (a frozen record, see
+    :mod:`gwproactor.observe._records`).
 
     ``name`` is dotted (``link.state``, ``message.received``, ``event.stored``,
     ``event.acked``, ``problem``); ``source`` names the link or communicator; ``data``
-    carries the details (for ``link.state``: ``old``, ``new``, ``cause``).
+    carries the details (for ``link.state``: ``old``, ``new``, ``cause``); ``time`` is
+    ``time.monotonic()`` when it was made unless given.
     """
 
+    __match_args__ = ("name", "source", "data", "time")
+    __slots__ = ("data", "name", "source", "time")
     name: str
     source: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-    time: float = field(default_factory=time.monotonic)
+    data: Mapping[str, Any]
+    time: float
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        data: Mapping[str, Any] | None = None,
+        time: float | None = None,
+    ) -> None:
+        _set(self, "name", name)
+        _set(self, "source", source)
+        _set(self, "data", {} if data is None else data)
+        _set(self, "time", _monotonic() if time is None else time)
+
+
+_set = object.__setattr__
+_monotonic = time.monotonic
 
 
 class EventListener:

@@ -8,10 +8,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gwproactor.errors import ConfigError, StateError
+from gwproactor.observe._records import FrozenRecord
 from gwproactor.watchdog._spin import PollCounter
 from gwproactor.watchdog.monitored import MonitoredName
 
@@ -33,17 +33,27 @@ StallCallback = Callable[[str, float], None]
 RecoverCallback = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class WatchdogEntry:
+class WatchdogEntry(FrozenRecord):
     """One monitored name as of a :meth:`InternalWatchdog.snapshot` (for ``/status``).
 
     ``silent_seconds`` is the time since the last pat; for :data:`LOOP_NAME` it is how late
     the last timer check ran (the loop's lag)."""
 
+    __match_args__ = ("name", "timeout_seconds", "silent_seconds", "stalled")
+    __slots__ = ("name", "silent_seconds", "stalled", "timeout_seconds")
     name: str
     timeout_seconds: float
     silent_seconds: float
     stalled: bool
+
+    def __init__(
+        self, name: str, timeout_seconds: float, silent_seconds: float, stalled: bool
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "name", name)
+        _set(self, "timeout_seconds", timeout_seconds)
+        _set(self, "silent_seconds", silent_seconds)
+        _set(self, "stalled", stalled)
 
 
 def call_guarded(callback: Callable[..., None], *args: Any) -> None:

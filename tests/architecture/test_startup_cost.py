@@ -44,7 +44,7 @@ NOT_LOADED_BY_A_START = (
 # Upper bounds of what a start builds (issue 15 brought them down from 30 models and 28
 # dataclasses on the way to this start).
 MAX_MODELS_BUILT = 23
-MAX_DATACLASSES = 26
+MAX_DATACLASSES = 16
 
 _CHILD = r"""
 import asyncio, dataclasses, json, sys
