@@ -34,7 +34,15 @@ class BenchError(RuntimeError):
 class Worker:
     """One worker subprocess. Not thread-safe."""
 
-    def __init__(self, role: str, cfg: Json, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        role: str,
+        cfg: Json,
+        log_path: Path,
+        env: dict[str, str],
+        prefix: tuple[str, ...] = (),
+    ) -> None:
+        """``prefix``: a command the worker runs under (``valgrind ...``, ``strace ...``)."""
         self.role = role
         self.log_path = log_path
         self._buffer = b""
@@ -43,7 +51,7 @@ class Worker:
         with log_path.open("wb") as log:
             cfg["launch_ns"] = monotonic_ns()
             self.process: subprocess.Popen[bytes] = subprocess.Popen(
-                [sys.executable, str(WORKER), role, json.dumps(cfg)],
+                [*prefix, sys.executable, str(WORKER), role, json.dumps(cfg)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -150,13 +158,13 @@ class Workers:
             path.append(self._env["PYTHONPATH"])
         self._env["PYTHONPATH"] = os.pathsep.join(path)
 
-    def spawn(self, role: str, cfg: Json) -> Worker:
+    def spawn(self, role: str, cfg: Json, prefix: tuple[str, ...] = ()) -> Worker:
         self._count += 1
         name = f"{self._count:04d}-{role}"
         state_dir = self.state_root / name
         state_dir.mkdir(parents=True, mode=0o700)
         cfg = {**cfg, "state_dir": str(state_dir)}
-        worker = Worker(role, cfg, self.log_dir / f"{name}.log", self._env)
+        worker = Worker(role, cfg, self.log_dir / f"{name}.log", self._env, prefix)
         self._workers.append(worker)
         return worker
 

@@ -80,6 +80,8 @@ def main(argv: list[str]) -> int:
         return 2
     if cfg.get("profile"):
         emit("RESULT", _profiled(run, cfg, cfg["profile"]))
+    elif cfg.get("trace_lone"):
+        emit("RESULT", _traced(run, cfg, cfg["trace_lone"]))
     else:
         emit("RESULT", run(cfg))
     return 0
@@ -94,6 +96,19 @@ def _profiled(run: SyncRole, cfg: Json, path: str) -> Json:
         return profiler.runcall(run, cfg)
     finally:
         profiler.dump_stats(path)
+
+
+def _traced(run: SyncRole, cfg: Json, path: str) -> Json:
+    """Run the role counting opcodes per lone message (``_bench_trace``), dumped to ``path``."""
+    from _bench_trace import LoneTracer
+
+    tracer = LoneTracer(cfg.get("trace_warm", 50))
+    tracer.install()
+    try:
+        return run(cfg)
+    finally:
+        tracer.remove()
+        tracer.dump(path)
 
 
 if __name__ == "__main__":
