@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from result import Err, Ok, Result
 
 from gwproactor.config import LinkSettings
-from gwproactor.errors import ConfigError, EncodeError, LinkError
+from gwproactor.errors import ConfigError, DecodeError, EncodeError, LinkError
 from gwproactor.links._acks import AckTracker
 from gwproactor.links._dedup import DedupWindow
 from gwproactor.links._state import LinkInput, LinkState, transition
@@ -132,6 +132,7 @@ class Link(TransportListener):
         self.role = settings.role
         self.broker_only = settings.role == "broker"
         self.codec = codec
+        self._decode = codec.decode_message
         self.qos = QOS(settings.qos)
         self.stats = stats or LinkStats(name)
         self.log = logger or logging.getLogger(f"gwproactor.link.{name}")
@@ -163,6 +164,7 @@ class Link(TransportListener):
         self._pings: set[str] = set()
         self._unanswered_reported = False
         self._ack_batch: list[str] = []
+        self._labels: dict[str, str] = {}  # registered message type -> its stats label
         self.transport: Transport = transport_factory(self, self)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -432,13 +434,11 @@ class Link(TransportListener):
             )
 
     def _on_gw_message(self, topic: str, payload: bytes) -> None:
-        result = self.codec.decode(topic, payload)
-        if isinstance(result, Err):
-            error = result.err_value
-            self.stats.decode_errors[error.reason] += 1
-            self._owner.on_link_problem(self, f"decode.{error.reason}", str(error))
+        message = self._decode(topic, payload)
+        if isinstance(message, DecodeError):
+            self.stats.decode_errors[message.reason] += 1
+            self._owner.on_link_problem(self, f"decode.{message.reason}", str(message))
             return
-        message = result.ok_value
         header = message.header
         if header.src != self.peer or header.dst != self.gateway:
             self.stats.rejected_src += 1
@@ -449,17 +449,17 @@ class Link(TransportListener):
         self.last_heard = self._clock()
         self.last_heard_wall = time.time()
         message_type = header.message_type
-        self.stats.messages_in[self.type_label(message_type)] += 1
+        label = self._labels.get(message_type)
+        if label is None:
+            label = self.type_label(message_type)
+            if label == message_type:  # registered: types are never unregistered
+                self._labels[message_type] = label
+        self.stats.messages_in[label] += 1
         if message_type in (_ACK, _ACKS):
-            self._answered()  # any ack: our publishes reach the peer
-            self._heard()
-            if message_type == _ACK:
-                self._on_ack(message.payload.ack_message_id)
-            else:
-                for message_id in message.payload.ids:
-                    self._on_ack(message_id)
+            self._on_acks(message)
             return
-        self._heard()
+        if self._pings or self.state is not _ACTIVE:
+            self._heard()  # else it has nothing to do (no pings to answer, already active)
         if isinstance(message.payload, Event):
             # Events are de-duplicated by the store (it survives restarts) and acked only
             # once stored, so they skip the in-memory window.
@@ -473,6 +473,15 @@ class Link(TransportListener):
             return
         if message_type != _PING:
             self._receive(self.name, message)
+
+    def _on_acks(self, message: Message[Any]) -> None:
+        self._answered()  # any ack: our publishes reach the peer
+        self._heard()
+        if message.header.message_type == _ACK:
+            self._on_ack(message.payload.ack_message_id)
+        else:
+            for message_id in message.payload.ids:
+                self._on_ack(message_id)
 
     def type_label(self, message_type: str) -> str:
         """The stats label of a message type: itself when registered, else ``other`` (a

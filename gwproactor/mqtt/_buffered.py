@@ -73,6 +73,8 @@ class BufferedClient(PahoClient):
         self._gw_schedule_flush: Callable[[], None] | None = None
         self._gw_loop_thread = 0
         self._gw_on_publish: OnPublish | None = None
+        self._gw_v5 = self.protocol == MQTTProtocolVersion.MQTTv5
+        self._gw_heard = False  # the short path delivered since the last end_batch
 
     def on_publish_fast(self, callback: OnPublish | None) -> None:
         """Deliver QoS 0/1 PUBLISH packets as ``callback(topic, payload)`` without paho's
@@ -111,6 +113,23 @@ class BufferedClient(PahoClient):
         del out[:sent]
         return not out
 
+    def begin_batch(self) -> None:
+        """A read batch starts: until :meth:`end_batch`, writes wait in the buffer without
+        a flush being scheduled (the batch's PUBACKs, and whatever the actors send while
+        its messages are dispatched, go out together after it)."""
+        self._gw_flush_scheduled = True
+
+    def end_batch(self) -> bool:
+        """The batch's messages have been dispatched: tell paho's keepalive that bytes
+        arrived (if the short path took any) and end :meth:`begin_batch`. True when bytes
+        wait in the buffer: the caller flushes them now (a lone message's PUBACK goes out
+        right after its dispatch, without another loop iteration)."""
+        if self._gw_heard:
+            self._gw_heard = False
+            self.note_bytes_received(time.monotonic())
+        self._gw_flush_scheduled = False
+        return bool(self._gw_out)
+
     def publish_qos0(self, topic: bytes, payload: bytes) -> bool:
         """Write a QoS 0 PUBLISH (no retain) straight into the write buffer, without paho's
         ``publish`` (an info object with a lock, a packet dict, a queue and ``loop_write``
@@ -126,7 +145,7 @@ class BufferedClient(PahoClient):
             or threading.get_ident() != self._gw_loop_thread
         ):
             return False
-        v5 = self.protocol == MQTTProtocolVersion.MQTTv5
+        v5 = self._gw_v5
         length = 2 + len(topic) + len(payload) + v5  # MQTT 5: an empty property list
         out = self._gw_out
         out.append(0x30)
@@ -206,39 +225,70 @@ class BufferedClient(PahoClient):
         ``loop_read`` parses as many packets as it holds messages in flight, thousands after
         a burst of publishes, which would hold the loop). Returns False once the connection
         is lost (paho has closed it and reported the disconnect). Stops early once
-        ``paused()`` says so (the receive queue is full: backpressure)."""
-        fast = self._gw_on_publish
-        v5 = self.protocol == MQTTProtocolVersion.MQTTv5
-        parsed_fast = False
-        try:
-            for _ in range(budget):
-                if self.socket() is None:
-                    return False
-                if paused() or (self._gw_offset >= len(self._gw_buffer) and not self.at_end):
-                    return True  # paused, or nothing left to parse (no needless read attempt)
-                if fast is not None and not self.parsing_packet() and self._gw_publish(fast, v5):
-                    parsed_fast = True
-                    continue
-                rc = self.read_one_packet()
-                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-                    return True
-                if rc > 0:
-                    self.handle_read_error(rc)
-                    return False
-            return True
-        finally:
-            if parsed_fast:  # paho's keepalive check reads this; paho sets it per packet
-                self.note_bytes_received(time.monotonic())
+        ``paused()`` says so (the receive queue is full: backpressure). Call
+        :meth:`end_batch` once what it delivered has been dispatched."""
+        deliver = self._gw_on_publish
+        for _ in range(budget):
+            if self.socket() is None:
+                return False
+            if self._gw_offset >= len(self._gw_buffer) and not self.at_end:
+                return True  # nothing left to parse (no needless read attempt)
+            if paused():
+                return True
+            if deliver is not None and not self.parsing_packet() and self._gw_publish(deliver):
+                continue
+            rc = self.read_one_packet()
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                return True
+            if rc > 0:
+                self.handle_read_error(rc)
+                return False
+        return True
 
-    def _gw_publish(self, deliver: OnPublish, v5: bool) -> bool:
+    def _gw_publish(self, deliver: OnPublish) -> bool:  # noqa: PLR0911 - a return per refusal
         """Deliver one whole QoS 0/1 PUBLISH at the buffer's offset; False (nothing
-        consumed) for anything else, which paho's parser then takes."""
-        parsed = _parse_publish(self._gw_buffer, self._gw_offset, v5)
-        if parsed is None:
+        consumed) for another packet, one not yet whole, QoS 2, MQTT 5 properties, a topic
+        that is not UTF-8, or a malformed packet (paho's parser takes those, and reports
+        the malformed ones). One function, the lengths of one and two bytes inline: this
+        runs before every message reaches its actor."""
+        buffer = self._gw_buffer
+        offset = self._gw_offset
+        size = len(buffer)
+        if offset + 4 > size:  # a PUBLISH has at least 4 bytes (or only an EOF is left)
             return False
-        topic, qos, mid, start, end = parsed
+        first = buffer[offset]
+        if first & 0xF0 != 0x30 or first & 0x04:  # not a PUBLISH, or QoS 2 (or 3)
+            return False
+        pos = offset + 1
+        length = buffer[pos]
+        if length < 0x80:
+            pos += 1
+        elif buffer[pos + 1] < 0x80:
+            length = (length & 0x7F) | (buffer[pos + 1] << 7)
+            pos += 2
+        else:
+            length, pos = _remaining_length(buffer, pos)
+        end = pos + length
+        if length < 2 or end > size:
+            return False
+        start = pos + 2 + ((buffer[pos] << 8) | buffer[pos + 1])
+        qos = first & 0x02
+        if start + qos + self._gw_v5 > end:
+            return False
+        try:
+            topic = buffer[pos + 2 : start].decode()
+        except UnicodeDecodeError:
+            return False
+        if qos:
+            mid = (buffer[start] << 8) | buffer[start + 1]
+            start += 2
+        if self._gw_v5:
+            if buffer[start] != 0:
+                return False  # properties (a topic alias, say): paho's parser handles them
+            start += 1
         self._gw_offset = end
-        deliver(topic, self._gw_buffer[start:end])
+        self._gw_heard = True
+        deliver(topic, buffer[start:end])
         if qos:
             self._gw_puback(mid)
         return True
@@ -284,37 +334,6 @@ class BufferedClient(PahoClient):
         if offset == 0 and count == len(buffer):
             return buffer
         return buffer[offset : offset + count]
-
-
-def _parse_publish(buffer: bytes, offset: int, v5: bool) -> tuple[str, int, int, int, int] | None:
-    """(topic, qos, mid, payload start, packet end) of a whole QoS 0/1 PUBLISH packet at
-    ``offset``; None for another packet, one not yet whole, QoS 2, MQTT 5 properties, a
-    topic that is not UTF-8, or a malformed packet (paho's parser reports that one)."""
-    size = len(buffer)
-    first = buffer[offset] if offset < size else 0  # nothing left but an EOF or an error
-    qos = (first >> 1) & 3
-    if first & 0xF0 != 0x30 or qos > 1:
-        return None
-    length, pos = _remaining_length(buffer, offset + 1)
-    end = pos + length
-    if length < 2 or end > size:
-        return None
-    start = pos + 2 + ((buffer[pos] << 8) | buffer[pos + 1])
-    if start + 2 * qos + v5 > end:
-        return None
-    try:
-        topic = buffer[pos + 2 : start].decode()
-    except UnicodeDecodeError:
-        return None
-    mid = 0
-    if qos:
-        mid = (buffer[start] << 8) | buffer[start + 1]
-        start += 2
-    if v5:
-        if buffer[start] != 0:
-            return None  # properties (a topic alias, say): paho's parser handles them
-        start += 1
-    return topic, qos, mid, start, end
 
 
 def _remaining_length(buffer: bytes, pos: int) -> tuple[int, int]:

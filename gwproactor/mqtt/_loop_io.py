@@ -39,12 +39,14 @@ class LoopIO:
         self._writer_fd: int | None = None
         self._misc_handle: asyncio.TimerHandle | None = None
         self._quickack = False
+        self._tls = False
 
     def attach(self, client: BufferedClient, settings: BrokerSettings) -> None:
         """A new connection's socket (connected in the executor): watch it from the loop."""
         self.settings = settings
         sock = client.socket()
         self._reader_fd = None
+        self._tls = isinstance(sock, ssl.SSLSocket)
         self._quickack = (
             settings.tcp_quickack and _TCP_QUICKACK != 0 and isinstance(sock, socket.socket)
         )
@@ -89,8 +91,8 @@ class LoopIO:
                 client.feed(data)
                 quickack = self._quickack
                 # TLS: decrypted bytes may wait in the SSL object with the fd quiet.
-                while isinstance(sock, ssl.SSLSocket) and sock.pending():
-                    client.feed(sock.recv(sock.pending()))
+                while self._tls and sock.pending():  # type: ignore[attr-defined]
+                    client.feed(sock.recv(sock.pending()))  # type: ignore[attr-defined]
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as e:  # reset, TLS failure: paho reports it as a lost connection
@@ -98,22 +100,32 @@ class LoopIO:
         self.drain()
         if quickack and isinstance(sock, socket.socket):
             # Linux clears quick-ACK mode on its own: set it again after each read. After
-            # the messages are handed over, so that this syscall is not in their latency.
+            # the messages are handed over, so that this syscall is not in their latency,
+            # and after their PUBACKs went out, which carried the ACK (set before, it would
+            # send a bare ACK first: one more packet per QoS 1 message).
             with contextlib.suppress(OSError):  # the read may have ended the connection
                 sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
     def drain(self) -> None:
-        """Let paho parse what is buffered, up to ``read_batch_packets`` packets; yield to
-        the loop between batches; stop while reading is paused (backpressure)."""
+        """Let paho parse what is buffered, up to ``read_batch_packets`` packets, and
+        dispatch what it delivered; then send what that wrote (PUBACKs, the actors'
+        answers) at once: after the dispatch, so that no write is in the messages' latency,
+        and in the same loop iteration. Yield to the loop between batches; stop while
+        reading is paused (backpressure)."""
         client = self.client
         if client is None:
             return
         alive = client.socket() is not None
-        if alive and not self.reading_paused and (client.buffered or client.at_end):
-            alive = client.read_packets(self.settings.read_batch_packets, self.is_paused)
+        client.begin_batch()
+        try:
+            if alive and not self.reading_paused and (client.buffered or client.at_end):
+                alive = client.read_packets(self.settings.read_batch_packets, self.is_paused)
+            self._on_read_done()
+        finally:
+            if client.end_batch() and not client.flush() and client is self.client:
+                self.want_write()  # the socket is full: the rest goes when it is writable
         if alive and client.want_write():
             self.want_write()
-        self._on_read_done()
         # Only a live connection's bytes can be parsed: re-scheduling for a dead one's would
         # spin the loop at full speed with zero lag (issue 17, item 7).
         if alive and client.buffered and not self.reading_paused and self.loop is not None:

@@ -168,6 +168,13 @@ class ListenerHub:
     def __bool__(self) -> bool:
         return bool(self._listeners)
 
+    @property
+    def listeners(self) -> list[EventListener]:
+        """The registered listeners: one list for the hub's lifetime, changed in place by
+        :meth:`add` and :meth:`remove`. A hot path may keep it and test it (truthy while
+        anyone listens) without a call per message; it must not change it."""
+        return self._listeners
+
     def listener(
         self,
         names: Iterable[str] | str | None = None,

@@ -69,6 +69,7 @@ class Dispatcher:
         self._transports = transports
         self._stats = stats
         self._hub = hub
+        self._listeners = hub.listeners  # the live list: truthy while anyone listens
         self._report_problem = report_problem
         self._log = logger
         self._rx: deque[Message[Any]] = deque()
@@ -142,9 +143,12 @@ class Dispatcher:
         """A new message from link ``link_name``: tell listeners (``message.received``),
         then queue it without a wake-up; the link calls :meth:`drain` after its read, in
         the same loop iteration."""
-        if self._hub:
+        if self._listeners:
             self._hub.emit("message.received", link_name, {"message": message})
-        self.put_quietly(message)
+        rx = self._rx  # put_quietly, inline: once per received message
+        rx.append(message)
+        if len(rx) >= self._max and not self._paused:
+            self._pause()
 
     def put_quietly(self, message: Message[Any]) -> None:
         """Queue a message without waking the dispatch task, for callers that call
@@ -220,10 +224,13 @@ class Dispatcher:
     def _dispatch_batch(self) -> None:
         rx = self._rx
         stats = self._stats
-        stats.queue_high_water = max(stats.queue_high_water, len(rx))
+        depth = len(rx)
+        if depth > stats.queue_high_water:  # noqa: PLR1730 - a compare, not a call to max
+            stats.queue_high_water = depth
         dispatch = self.dispatch
-        for _ in range(min(self._batch, len(rx))):
-            dispatch(rx.popleft())
+        take = rx.popleft
+        for _ in range(depth if depth < self._batch else self._batch):
+            dispatch(take())
         if self._paused and len(rx) <= self._resume_at:
             self._resume()
 
@@ -244,44 +251,42 @@ class Dispatcher:
                 await asyncio.sleep(0)  # let sockets and timers run between batches
 
     def dispatch(self, message: Message[Any]) -> None:
+        """Hand one message to its communicator; then its ``on_done``, if it has one."""
         try:
-            self._dispatch_one(message)
+            header = message.header
+            if header.dst == self._gateway:
+                target = header.actor or self._routes.get(header.message_type, "")
+            else:
+                target = header.dst
+            communicator = self._communicators.get(target)
+            if communicator is None:
+                self._unroutable(header, target)
+                return
+            error: BaseException | None = None
+            try:
+                result = communicator.process_message(message)
+            except Exception as e:  # noqa: BLE001  (an actor's bug must not stop the gateway)
+                error = e
+            else:
+                if isinstance(result, Err):
+                    error = result.err_value
+            stats = self._stats
+            stats.dispatched += 1
+            activity = stats.actors.get(target) or stats.actor(target)
+            activity.handled += 1
+            activity.last_message = now = time.time()
+            if error is not None:
+                activity.errors += 1
+                activity.last_error = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
+                activity.last_error_time = now
+                self._failed(target, header.message_type, error)
+            if self._listeners:
+                self._hub.emit("message.dispatched", target, {"message": message, "error": error})
         finally:
             if self._on_done:
                 on_done = self._on_done.pop(id(message), None)
                 if on_done is not None:
                     on_done()
-
-    def _dispatch_one(self, message: Message[Any]) -> None:
-        header = message.header
-        dst = header.dst
-        if dst == self._gateway:
-            target = header.actor or self._routes.get(header.message_type, "")
-        else:
-            target = dst
-        communicator = self._communicators.get(target)
-        if communicator is None:
-            self._unroutable(header, target)
-            return
-        error: BaseException | None = None
-        try:
-            result = communicator.process_message(message)
-        except Exception as e:  # noqa: BLE001  (an actor's bug must not stop the gateway)
-            error = e
-        else:
-            if isinstance(result, Err):
-                error = result.err_value
-        self._stats.dispatched += 1
-        activity = self._stats.actors.get(target) or self._stats.actor(target)
-        activity.handled += 1
-        activity.last_message = now = time.time()
-        if error is not None:
-            activity.errors += 1
-            activity.last_error = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
-            activity.last_error_time = now
-            self._failed(target, header.message_type, error)
-        if self._hub:
-            self._hub.emit("message.dispatched", target, {"message": message, "error": error})
 
     def _unroutable(self, header: Header, target: str) -> None:
         # Counted and rate-limited by reason, never by the names in the message: a peer

@@ -4,12 +4,14 @@ or by a type pattern (``site.*``, ``gw.?.state``; the store's query patterns).""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TypeVar, overload
 
 from gwproactor.store._pattern import TypePattern, validate_route_key
 
 __all__ = ("Routes", "validate_route_key")
 
 _CACHE_MAX = 4096
+_T = TypeVar("_T")
 
 
 class Routes(Mapping[str, str]):
@@ -51,6 +53,27 @@ class Routes(Mapping[str, str]):
         if target is None:
             raise KeyError(type_name)
         return target
+
+    @overload
+    def get(self, type_name: str, /) -> str | None: ...
+    @overload
+    def get(self, type_name: str, default: str, /) -> str: ...
+    @overload
+    def get(self, type_name: str, default: _T, /) -> str | _T: ...
+
+    def get(self, type_name: str, default: object = None, /) -> object:
+        """``routes[type_name]``, or ``default`` when no route matches. Its own method, not
+        ``Mapping.get`` (a frame and a try/except more): the dispatcher asks once per
+        message."""
+        exact = self._exact.get(type_name)
+        if exact is not None:
+            return exact
+        if not self._patterns:
+            return default
+        try:
+            return self[type_name]
+        except KeyError:
+            return default
 
     def __iter__(self) -> Iterator[str]:
         yield from self._exact

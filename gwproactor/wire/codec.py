@@ -12,10 +12,11 @@ that the link counts per reason.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from pydantic import ValidationError
+from pydantic_core import SchemaValidator
 from result import Err, Ok, Result
 
 from gwproactor.errors import ConfigError, DecodeError, EncodeError
@@ -121,6 +122,9 @@ class Codec(Protocol):
     def decode(self, topic: str, payload: bytes) -> Result[Message[Any], DecodeError]:
         """The message received on ``topic``; never raises for bad input."""
 
+    def decode_message(self, topic: str, payload: bytes) -> Message[Any] | DecodeError:
+        """:meth:`decode` without the Result around it (links call it per message)."""
+
 
 class JsonCodec:
     """Encodes and decodes gateway messages for one link.
@@ -138,6 +142,9 @@ class JsonCodec:
         self.registry = registry
         self.max_payload_bytes = max_payload_bytes
         self._envelopes: dict[str, type[Message[Any]]] = {}
+        # Topic -> (its names, its envelope's validate_json): a repeated topic of a known
+        # type decodes with one lookup (derived from the registry: cleared by refresh).
+        self._known: dict[str, tuple[TopicParts, Callable[[bytes], Any]]] = {}
         self._any_event = Message[AnyEvent]
         # Topics repeat (the same src, dst and type over and over): parse each once.
         self._topics: dict[str, TopicParts | None] = {}
@@ -149,6 +156,7 @@ class JsonCodec:
         """Forget the per-type envelope models (after registering more types). They are
         built on first use: a gateway knowing many types pays only for those it receives."""
         self._envelopes = {}
+        self._known = {}
 
     def _envelope(self, type_name: str) -> type[Message[Any]] | None:
         payload_type = self.registry.get(type_name)
@@ -272,9 +280,45 @@ class JsonCodec:
         shaped like an event decodes as :class:`AnyEvent`), envelope validity, and that the
         header agrees with the topic (``mismatch`` otherwise).
         """
+        decoded = self.decode_message(topic, payload)
+        return Err(decoded) if isinstance(decoded, DecodeError) else Ok(decoded)
+
+    def decode_message(self, topic: str, payload: bytes) -> Message[Any] | DecodeError:
+        """:meth:`decode` without the Result around it (what links call per message)."""
+        known = self._known.get(topic)
+        if known is None or len(payload) > self.max_payload_bytes:
+            return self._decode_new(topic, payload)
+        # The common case: as _decode_new without the topic's parsing and the type's lookup,
+        # the envelope's validator called directly (model_validate_json is a Python frame
+        # around it).
+        parts, validate_json = known
+        try:
+            message = validate_json(payload)
+        except ValidationError as e:
+            return DecodeError(_reason(e), _summarize(e), topic)
+        header = message.header
+        if (
+            header.src == parts.src
+            and header.dst == parts.dst
+            and header.message_type == parts.message_type
+        ):
+            return message  # type: ignore[no-any-return]
+        return _mismatch(header, topic)
+
+    def _remember(self, topic: str, parts: TopicParts, envelope: type[Message[Any]]) -> None:
+        """Decode ``topic`` the short way from now on (bounded, like the topic cache)."""
+        validator = envelope.__pydantic_validator__
+        if isinstance(validator, SchemaValidator):  # built (not a placeholder)
+            if len(self._known) >= _TOPIC_CACHE_SIZE:
+                self._known.clear()
+            self._known[topic] = (parts, validator.validate_json)
+
+    def _decode_new(self, topic: str, payload: bytes) -> Message[Any] | DecodeError:
+        """:meth:`decode_message` of a topic not yet known (its first message, a type not
+        registered, a bad topic) or of a payload too large."""
         if len(payload) > self.max_payload_bytes:
-            return Err(
-                DecodeError("too_large", f"{len(payload)} bytes > {self.max_payload_bytes}", topic)
+            return DecodeError(
+                "too_large", f"{len(payload)} bytes > {self.max_payload_bytes}", topic
             )
         topics = self._topics
         if topic in topics:
@@ -285,7 +329,7 @@ class JsonCodec:
                 topics.clear()  # bounded: a flood of distinct bad topics cannot grow it
             topics[topic] = parts
         if parts is None:
-            return Err(DecodeError("topic", "not gw/<src>/to/<dst>/<message_type>", topic))
+            return DecodeError("topic", "not gw/<src>/to/<dst>/<message_type>", topic)
         envelope = self._envelopes.get(parts.message_type) or self._envelope(parts.message_type)
         try:
             if envelope is not None:
@@ -294,22 +338,24 @@ class JsonCodec:
                 message = self._any_event.model_validate_json(payload)
         except ValidationError as e:
             if envelope is None:
-                return Err(DecodeError("unknown_type", parts.message_type, topic))
-            return Err(DecodeError(_reason(e), _summarize(e), topic))
+                return DecodeError("unknown_type", parts.message_type, topic)
+            return DecodeError(_reason(e), _summarize(e), topic)
+        if envelope is not None:
+            self._remember(topic, parts, envelope)
         header = message.header
         if (
             header.src != parts.src
             or header.dst != parts.dst
             or header.message_type != parts.message_type
         ):
-            return Err(
-                DecodeError(
-                    "mismatch",
-                    f"header says {header.src}->{header.dst} {header.message_type}",
-                    topic,
-                )
-            )
-        return Ok(message)
+            return _mismatch(header, topic)
+        return message
+
+
+def _mismatch(header: Header, topic: str) -> DecodeError:
+    return DecodeError(
+        "mismatch", f"header says {header.src}->{header.dst} {header.message_type}", topic
+    )
 
 
 def _plain(text: str) -> bool:

@@ -230,6 +230,11 @@ class GwprotoCodec:
 
     # -- decode --------------------------------------------------------------------------
 
+    def decode_message(self, topic: str, payload: bytes) -> Message[Any] | DecodeError:
+        """:meth:`decode` without the Result around it (what links call per message)."""
+        result = self.decode(topic, payload)
+        return result.err_value if isinstance(result, Err) else result.ok_value
+
     def decode(self, topic: str, payload: bytes) -> Result[Message[Any], DecodeError]:
         """Decode a message received on ``topic``. Never raises for bad input.
 

@@ -7,6 +7,7 @@ must be the same whichever parser took the packet.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import socket
 from collections.abc import Iterator
@@ -296,3 +297,23 @@ def test_a_qos1_publish_costs_little_more_bytecode_than_qos0(harness: Harness) -
     by_qos1 = count_opcodes(lambda: harness.feed(qos1))
     assert by_qos1 - by_qos0 <= 100, (by_qos0, by_qos1)
     assert harness.client.buffered == 0
+
+
+def test_the_short_path_parses_a_lone_publish_in_a_quarter_of_paho_s_bytecode() -> None:
+    """One lone message per read (1,000 msg/s): feed, parse, deliver (and the PUBACK). The
+    short path took 0.33 (QoS 0) and 0.30 (QoS 1) of paho's parser's bytecode; with the
+    lengths parsed inline in one function, 0.24 and 0.23."""
+    ratios = []
+    for qos in (0, 1):
+        packet = publish_packet(b"gw/child/to/parent/bench.reading", b"p" * 273, qos=qos, mid=5)
+        counts = []
+        for fast in (True, False):
+            h = Harness(fast, MQTTProtocolVersion.MQTTv311)
+            try:
+                h.feed(packet)  # first-call costs out of the count
+                counts.append(count_opcodes(functools.partial(h.feed, packet)))
+                assert len(h.delivered) == 2
+            finally:
+                h.close()
+        ratios.append(counts[0] / counts[1])
+    assert max(ratios) <= 0.28, ratios
