@@ -317,6 +317,8 @@ def _events(rounds: list[Json]) -> list[Figure]:
     bare_wall = _series(rounds, "events", "awaited", "bare_wall_us_per_commit")
     floor_cpu = _series(rounds, "events", "awaited", "floor_cpu_us_per_event")
     floor_beyond = differences(floor_cpu, bare_cpu) if len(floor_cpu) == len(bare_cpu) else []
+    floor_wall = _series(rounds, "events", "awaited", "floor_wall_us_per_event")
+    floor_ratio = ratios(floor_wall, bare_wall) if len(floor_wall) == len(bare_wall) else []
     return [
         Figure(
             section,
@@ -397,6 +399,14 @@ def _events(rounds: list[Json]) -> list[Figure]:
             floor_beyond,
             pending=pending,
             digits=1,
+        ),
+        Figure(
+            section,
+            "  hand-off floor wall / bare commit's wall",
+            "x",
+            floor_ratio,
+            pending=pending,
+            digits=2,
         ),
         Figure(
             section,
