@@ -114,17 +114,28 @@ def child_code(port: int, state: Path, deps_first: bool, upto: str = "") -> str:
     )
 
 
+_RAW_CHILD = r"""
+import os, sys
+sys.path[:0] = [{scripts!r}]
+from _bench_raw import start_paho
+start_paho({{"port": {port}, "launch_ns": 0, "idle_seconds": 0}})
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+_VALGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+
+
 def instructions(port: int, state: Path, deps_first: bool, upto: str) -> int:
-    """Instructions (valgrind's callgrind) a fresh process runs from its start to ``upto``."""
+    """Instructions (valgrind's callgrind) a fresh process runs from its start to ``upto``
+    (``raw``: the benchmark's raw paho start, two clients subscribed)."""
+    if upto == "raw":
+        code = _RAW_CHILD.format(scripts=str(SCRIPTS), port=port)
+    else:
+        code = child_code(port, state, deps_first, upto)
     out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            child_code(port, state, deps_first, upto),
-        ],
+        [*_VALGRIND, sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=False,
@@ -206,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                     count = instructions(broker.port, state, args.deps_first, phase)
                     print(f"  {phase:10} {count / 1e6:9.1f}  +{(count - prev) / 1e6:8.1f}")
                     prev = count
+                raw = instructions(broker.port, Path(tmp), False, "raw")
+                print(f"  raw paho   {raw / 1e6:9.1f}  (gwproactor/raw {prev / raw:.2f})")
                 return 0
             results = []
             for n in range(args.runs):

@@ -8,8 +8,6 @@ The config directory follows the same pattern with ``$CONFIGURATION_DIRECTORY`` 
 ``$XDG_CONFIG_HOME``. Nothing here touches the disk; ``ensure()`` creates directories.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 
@@ -26,7 +24,7 @@ class PathSettings(BaseModel):
     state_dir: Path | None = Field(default=None, description="store and logs live here")
     config_dir: Path | None = Field(default=None, description="where `run` looks for config")
 
-    def resolve(self, gateway: str) -> ResolvedPaths:
+    def resolve(self, gateway: str) -> "ResolvedPaths":
         return ResolvedPaths(
             state_dir=self.state_dir
             or _systemd_dir("STATE_DIRECTORY")

@@ -2,14 +2,16 @@
 
 Every number the runtime uses lives here, with its unit in the field name and a description.
 Secrets are ``SecretStr`` so that they never show in logs, ``repr`` or ``/status``.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: pydantic would compile and evaluate every
+field's annotation string when it builds these models at import (~7 M instructions of a
+gateway's start-up, issue 15); with real annotations it reads them as they are.
+"""
 
 import logging
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -97,7 +99,7 @@ class TlsSettings(_Model):
     check_hostname: bool = True
 
     @model_validator(mode="after")
-    def _pair(self) -> TlsSettings:
+    def _pair(self) -> Self:
         if (self.certfile is None) != (self.keyfile is None):
             raise ValueError("certfile and keyfile must be given together")
         return self
@@ -241,7 +243,7 @@ class LinkSettings(_Model):
         return data
 
     @model_validator(mode="after")
-    def _peer_unless_broker(self) -> LinkSettings:
+    def _peer_unless_broker(self) -> Self:
         if self.role != "broker" and self.peer is None:
             raise ValueError(f"a link with role {self.role!r} needs a peer")
         if self.role == "broker" and self.peer is not None:
@@ -445,7 +447,7 @@ class ProactorSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _deprecated_names(self) -> ProactorSettings:
+    def _deprecated_names(self) -> Self:
         old = self.num_initial_event_reuploads
         if old is not None and "num_initial_event_reuploads" in self.model_fields_set:
             if "event_upload_window" in self.model_fields_set:
@@ -465,7 +467,7 @@ class ProactorSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _link_defaults(self) -> ProactorSettings:
+    def _link_defaults(self) -> Self:
         # A link that sets no ack timeout of its own takes the gateway's (a copy: the
         # caller's LinkSettings may be shared with other gateways).
         self.links = {
@@ -478,7 +480,7 @@ class ProactorSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _links_consistent(self) -> ProactorSettings:
+    def _links_consistent(self) -> Self:
         upstream = [n for n, link in self.links.items() if link.role == "upstream"]
         if len(upstream) > 1:
             raise ValueError(f"at most one upstream link, got {upstream}")
