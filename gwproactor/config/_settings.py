@@ -218,7 +218,7 @@ class LinkSettings(_Model):
     dedup_window: int = Field(default=4096, ge=1, description="message ids remembered")
     max_payload_bytes: int = Field(default=256 * 1024, ge=256)
     fallback_brokers: list[BrokerSettings] = Field(
-        default_factory=list, description="brokers to fail over to, in order of preference"
+        default=[], description="brokers to fail over to, in order of preference"
     )
     failover_after_seconds: float = Field(
         default=10.0, gt=0, description="move to the next broker after this long unreachable"
@@ -289,7 +289,7 @@ class ActorSettings(_Model):
 
     cls: str = Field(alias="class")
     handles: list[TypeOrPattern] = Field(
-        default_factory=list,
+        default=[],
         description="message types (or patterns: site.*, gw.?.state) routed to this actor",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="the actor's own")
@@ -336,7 +336,7 @@ class WatchdogSettings(_Model):
         default=10.0, gt=0, description="how long a spin lasts before the watchdog reports it"
     )
     external_command: list[str] = Field(
-        default_factory=list, description="a custom pat command (argv), run off the loop"
+        default=[], description="a custom pat command (argv), run off the loop"
     )
     external_interval_seconds: float = Field(
         default=10.0, gt=0, description="how often external_command runs while all is well"

@@ -157,6 +157,14 @@ class Message(BaseModel, Generic[PayloadT]):
         return message
 
 
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _time_ns() -> int:
+    return time.time_ns()
+
+
 _new = object.__new__
 _set = object.__setattr__
 _HEADER_FIELDS = frozenset(Header.model_fields)
@@ -196,7 +204,7 @@ class RawMessage(Payload):
     parsed: Payload | None = None  # the payload validated into the subscriber's model
     # time.monotonic() when the bytes were read: a consumer that queues raw messages can
     # measure its lag as time.monotonic() - received_at.
-    received_at: float = Field(default_factory=time.monotonic)
+    received_at: float = Field(default_factory=_monotonic)
 
     @classmethod
     def create(
@@ -237,7 +245,7 @@ class Event(Payload):
     """
 
     src: str = ""
-    time_ns: int = Field(default_factory=time.time_ns, ge=_MIN_TIME_NS, le=_MAX_TIME_NS)
+    time_ns: int = Field(default_factory=_time_ns, ge=_MIN_TIME_NS, le=_MAX_TIME_NS)
 
 
 class AnyEvent(Event):
