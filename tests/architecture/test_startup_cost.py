@@ -39,6 +39,7 @@ NOT_LOADED_BY_A_START = (
     "gwproactor.web._server",
     "aiohttp",
     "gwproactor.wire.gwproto",  # gwproto links
+    "gwproactor.mqtt._memory",  # the in-memory transport of tests
 )
 
 # Upper bounds of what a start builds (issue 15 brought them down from 30 models and 28
@@ -141,13 +142,14 @@ def test_a_start_generates_few_dataclasses(started: dict[str, Any]) -> None:
 
 def test_every_lazy_name_is_importable() -> None:
     code = (
-        "import gwproactor, gwproactor.config, gwproactor.web\n"
-        "for module in (gwproactor, gwproactor.config, gwproactor.web):\n"
+        "import gwproactor, gwproactor.config, gwproactor.mqtt, gwproactor.web\n"
+        "for module in (gwproactor, gwproactor.config, gwproactor.mqtt, gwproactor.web):\n"
         "    for name in module.__all__:\n"
         "        getattr(module, name)\n"
         "from gwproactor import SyncThreadActor, load_settings, setup_logging\n"
         "from gwproactor.config import load_settings_with_sources, describe_sources\n"
         "from gwproactor.web import render_metrics, METRIC_NAMES\n"
+        "from gwproactor.mqtt import MemoryBroker, MemoryTransport\n"
         "assert 'load_settings' in dir(gwproactor)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
