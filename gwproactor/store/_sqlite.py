@@ -3,14 +3,13 @@
 Thread rules: methods named ``_ext_*`` run in the writer thread only; ``*_threadsafe``
 methods may be called from any thread; the rest (the constructor, ``start_thread``) run on
 the owner's loop. Everything the loop needs back (operation results, counters, problems)
-travels in one :class:`BatchOutcome` per drained batch, posted with one
-``loop.call_soon_threadsafe``; only ``append_threadsafe`` waiters, which are
+travels in one :class:`BatchOutcome` per drained batch, posted to the loop (see
+:mod:`gwproactor.store._mailbox`); only ``append_threadsafe`` waiters, which are
 ``concurrent.futures.Future`` objects, are resolved from this thread directly.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import queue
@@ -172,14 +171,14 @@ class SqliteWriter:
         self,
         path: Path,
         settings: StoreSettings,
-        loop: asyncio.AbstractEventLoop,
-        deliver: Callable[[BatchOutcome], None],
+        post: Callable[[BatchOutcome], None],
     ) -> None:
-        """Cheap: no I/O, no thread. ``deliver`` is called on ``loop``, once per batch."""
+        """Cheap: no I/O, no thread. ``post(outcome)`` (called in this object's thread,
+        once per batch) hands an outcome to the owner's loop, in order, and never raises
+        (see :class:`~gwproactor.store._mailbox.OutcomeMailbox`)."""
         self._path = path
         self._settings = settings
-        self._loop = loop
-        self._deliver = deliver
+        self._post = post
         self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
         # Makes "check closed, then put" atomic against stop, so nothing can be queued
         # behind the stop marker where it would never be answered.
@@ -588,11 +587,7 @@ class SqliteWriter:
         # The current objects, not copies: this thread never changes them again (it
         # changes copies, see _ext_commit), so the loop reads them as they are now.
         out.stats, out.counts = self._totals, self._counts
-        try:
-            self._loop.call_soon_threadsafe(self._deliver, out)
-        except RuntimeError:
-            # The loop is closed: nobody is left to await these results.
-            logger.debug("event store writer: loop closed, dropped a batch outcome")
+        self._post(out)
 
     def _ext_fail_batch(self, batch: Sequence[Op]) -> BatchOutcome:
         """After a bug in ``_ext_process``: answer every op with an error, resync counts;

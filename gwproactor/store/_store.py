@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from typing import TypeVar
 from result import Err, Result
 
 from gwproactor.errors import InvalidQueryError, StateError, StoreError
+from gwproactor.store._mailbox import OutcomeMailbox
 from gwproactor.store._model import DeadLetter, StoredEvent, StoreState, StoreStats
 from gwproactor.store._ops import (
     AckOp,
@@ -83,6 +85,7 @@ class EventStore:
         self._on_problem = on_problem
         self._state = StoreState.NOT_STARTED
         self._writer: SqliteWriter | None = None
+        self._mailbox: OutcomeMailbox[BatchOutcome] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread_id: int | None = None
         self._counts = Counts()
@@ -160,7 +163,12 @@ class EventStore:
         loop = asyncio.get_running_loop()
         self._loop, self._loop_thread_id = loop, threading.get_ident()
         self._set_state(StoreState.STARTING)
-        writer = SqliteWriter(self._path, self._settings, loop, self._deliver)
+        mailbox: OutcomeMailbox[BatchOutcome] = OutcomeMailbox(loop, self._deliver)
+        mailbox.open()
+        self._mailbox = mailbox
+        writer = SqliteWriter(self._path, self._settings, mailbox.post_threadsafe)
+        # Its eventfd is closed once the thread is gone, however it ends (see _mailbox).
+        writer.finished.add_done_callback(lambda _: _close_when_finished(loop, mailbox))
         self._writer = writer
         writer.start_thread()
         try:
@@ -223,6 +231,8 @@ class EventStore:
         # ``finished`` is the thread's last action, so this join returns at once; it only
         # makes "the thread is gone" true when stop() returns.
         writer.thread.join(timeout)
+        if self._mailbox is not None:
+            self._mailbox.close()  # every outcome delivered before stop() returns
         self._set_state(StoreState.STOPPED)
 
     # ---------------------------------------------------------------- writes
@@ -561,3 +571,11 @@ class EventStore:
             return
         logger.debug("event store %s: %s -> %s", self._path, self._state.value, state.value)
         self._state = state
+
+
+def _close_when_finished(loop: asyncio.AbstractEventLoop, mailbox: OutcomeMailbox[_T]) -> None:
+    """The writer thread's last act (a done-callback of ``finished``): have the loop close
+    the mailbox, delivering what is left. On a closed loop nothing is left to deliver to
+    and the eventfd stays open (a few bytes; never reused under a late write)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(mailbox.close)
