@@ -15,6 +15,8 @@ not installed and the spin check is off. Loop-only.
 from __future__ import annotations
 
 import asyncio
+import math
+import select
 import selectors
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,12 +27,35 @@ if TYPE_CHECKING:
 __all__ = ("PollCounter",)
 
 
+_EPOLL = getattr(selectors, "EpollSelector", None)
+_NOT_EPOLLIN = ~getattr(select, "EPOLLIN", 0)
+_NOT_EPOLLOUT = ~getattr(select, "EPOLLOUT", 0)
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+
+
 class _CountingSelector(selectors.BaseSelector):
-    """A selector that delegates everything to ``inner`` and counts idle polls."""
+    """A selector that delegates everything to ``inner`` and counts idle polls.
+
+    On CPython's own ``EpollSelector`` (Linux, asyncio's default) :meth:`select` polls its
+    epoll object itself, with the same result: the loop calls it on every iteration, and
+    a wrapper frame around ``EpollSelector.select`` and its ``_key_from_fd`` frame per
+    ready socket were paid on every wake-up, before the callbacks of what woke it."""
 
     def __init__(self, inner: selectors.BaseSelector) -> None:
         self.inner = inner
         self.idle_polls = 0
+        self._epoll: Any = None
+        self._fd_to_key: dict[int, selectors.SelectorKey] = {}
+        if _EPOLL is not None and type(inner) is _EPOLL:
+            # Its state (CPython 3.4+): the epoll object and the fd -> key map that
+            # register/unregister change in place.
+            self._epoll = getattr(inner, "_selector", None)
+            fd_to_key = getattr(inner, "_fd_to_key", None)
+            if isinstance(fd_to_key, dict):
+                self._fd_to_key = fd_to_key
+            else:
+                self._epoll = None
 
     def register(
         self, fileobj: FileDescriptorLike, events: int, data: Any = None
@@ -46,7 +71,31 @@ class _CountingSelector(selectors.BaseSelector):
         return self.inner.modify(fileobj, events, data)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = self.inner.select(timeout)
+        epoll = self._epoll
+        if epoll is None:
+            ready = self.inner.select(timeout)
+        else:  # EpollSelector.select (CPython 3.11), in this frame
+            if timeout is None:
+                wait = -1.0
+            elif timeout <= 0:
+                wait = 0.0
+            else:  # epoll has a millisecond resolution: wait at least ``timeout``
+                wait = math.ceil(timeout * 1e3) * 1e-3
+            fd_to_key = self._fd_to_key
+            ready = []
+            try:
+                fd_events = epoll.poll(wait, max(len(fd_to_key), 1))
+            except InterruptedError:
+                fd_events = []
+            for fd, event in fd_events:
+                key = fd_to_key.get(fd)
+                if key is not None:
+                    mask = 0
+                    if event & _NOT_EPOLLIN:
+                        mask |= _WRITE
+                    if event & _NOT_EPOLLOUT:
+                        mask |= _READ
+                    ready.append((key, mask & key.events))
         if timeout == 0 and not ready:
             self.idle_polls += 1
         return ready
