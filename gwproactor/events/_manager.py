@@ -153,7 +153,8 @@ class EventManager:
                 Err(StoreFullError(f"{self.uncommitted} events already awaiting commit"))
             )
             return outer
-        if not self._sendable(event.type_name):
+        uploader = self.uploader
+        if uploader is not None and not uploader.link.codec.can_carry_event(event.type_name):
             self.stats.events_rejected += 1
             outer.set_result(Err(UnsendableEventError(self._unsendable_text(event.type_name))))
             return outer
@@ -161,7 +162,7 @@ class EventManager:
         # The store calls back on the loop as it takes the batch's outcome: ``outer`` is
         # resolved in that same loop iteration (no inner future whose done-callback would
         # wait for the next one), and the awaiting task runs in the iteration after.
-        if self.uploader is None:
+        if uploader is None:
 
             def archived(result: Result[bool, StoreError]) -> None:
                 self.uncommitted -= 1

@@ -81,6 +81,17 @@ def _copy_counts(counts: Counts) -> Counts:
     return Counts(*_counts_values(counts))
 
 
+def _answer(out: BatchOutcome, staged: list[tuple[Waiter, object]]) -> None:
+    """``_ext_resolve`` for every op of a committed transaction, in one call."""
+    results = out.results
+    for waiter, value in staged:
+        if isinstance(waiter, concurrent.futures.Future):
+            if not waiter.done():
+                waiter.set_result(value)
+        else:
+            results.append((waiter, value))
+
+
 @dataclass(slots=True)
 class _Tally:
     """What one drained batch reports as problems: one report per kind, with counts, so
@@ -390,7 +401,14 @@ class SqliteWriter:
                 if seq is not None:
                     appended.append((len(staged), seq))
                 staged.append((op.waiter, value))
-            cutoff, dropped_bytes = self._ext_enforce_bounds(stats)
+            counts, settings = self._counts, self._settings
+            if (
+                counts.pending_bytes > settings.max_bytes
+                or counts.archive_bytes > settings.archive_max_bytes
+            ):
+                cutoff, dropped_bytes = self._ext_enforce_bounds(stats)
+            else:  # within both bounds: the common case, without the call
+                cutoff = dropped_bytes = 0
             cur.execute("COMMIT")
         except sqlite3.Error as exc:
             self._ext_rollback()
@@ -421,8 +439,7 @@ class SqliteWriter:
         tally.dropped += stats.dropped - before_stats.dropped
         tally.dropped_bytes += dropped_bytes
         tally.refused += stats.refused - before_stats.refused
-        for waiter, value in staged:
-            self._ext_resolve(out, waiter, value)
+        _answer(out, staged)
 
     def _ext_apply(
         self, cur: sqlite3.Cursor, op: WriteOp, stats: StoreStats

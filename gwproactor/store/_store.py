@@ -265,9 +265,12 @@ class EventStore:
         the future would hold) as soon as it takes the batch's outcome, one loop iteration
         and one scheduled callback earlier than a future's done-callback. ``then`` must
         not raise. Never blocks. Raises ``StateError`` unless running."""
-        self._submit_running(
-            AppendOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
-        )
+        op = AppendOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
+        writer = self._writer  # the state check and the submit written out: per event
+        if self._state is not StoreState.RUNNING or writer is None:
+            self._require_running()  # raises the StateError that says which state
+        elif not writer.submit_threadsafe(op):
+            raise StateError(f"event store {self._path}: stopping")
 
     def append_threadsafe(
         self, type_name: str, event_id: str, time_ns: int, src: str, payload: bytes
@@ -366,9 +369,12 @@ class EventStore:
     ) -> None:
         """:meth:`record_received` (without ``deliver_to``) calling ``then(result)`` on the
         loop instead of resolving a future, as :meth:`append_then` does."""
-        self._submit_running(
-            ReceiveOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
-        )
+        op = ReceiveOp(type_name, event_id, time_ns, src, payload, LoopCallback(then))
+        writer = self._writer  # as in append_then
+        if self._state is not StoreState.RUNNING or writer is None:
+            self._require_running()
+        elif not writer.submit_threadsafe(op):
+            raise StateError(f"event store {self._path}: stopping")
 
     def record_and_forward(
         self,
@@ -505,15 +511,6 @@ class EventStore:
         if not writer.submit_threadsafe(op):
             raise StateError(f"event store {self._path}: stopping")
 
-    def _submit_running(self, op: WriteOp) -> None:
-        """``_require_running`` and ``_submit`` in one call: the path of every awaited
-        ``generate_event``, kept short."""
-        writer = self._writer
-        if self._state is not StoreState.RUNNING or writer is None:
-            self._require_running()  # raises the StateError that says which state
-        elif not writer.submit_threadsafe(op):
-            raise StateError(f"event store {self._path}: stopping")
-
     async def _read(self, fn: Callable[..., _T]) -> _T:
         loop, writer = self._require_running()
         future: asyncio.Future[_T] = loop.create_future()
@@ -527,7 +524,7 @@ class EventStore:
             )
 
     def _deliver(self, out: BatchOutcome) -> None:
-        """Apply one batch's outcome. Loop thread, via ``call_soon_threadsafe``."""
+        """Apply one batch's outcome. Loop thread (see :mod:`gwproactor.store._mailbox`)."""
         # Counters first, so that code woken by the futures sees them up to date.
         self._counts = out.counts
         self._stats = out.stats
@@ -535,7 +532,11 @@ class EventStore:
             self._report(kind, detail)
         for waiter, value in out.results:
             if isinstance(waiter, LoopCallback):
-                self._call(waiter, value)
+                # _call's try, written here: this runs once per awaited event.
+                try:
+                    waiter.fn(value)
+                except Exception as e:  # noqa: BLE001  (reported as _call reports it)
+                    self._callback_failed(e)
             elif not waiter.done():
                 waiter.set_result(value)
         for waiter, error in out.errors:
@@ -547,13 +548,16 @@ class EventStore:
     def _call(self, waiter: LoopCallback, value: object) -> None:
         try:
             waiter.fn(value)
-        except Exception as e:
-            # A bug past the commit (the event is durable): reported, rate-limited by the
-            # gateway, as one line; the traceback at DEBUG, not a loop-style dump per event.
-            logger.debug("event store: a commit callback failed", exc_info=True)
-            self._report(
-                "store.callback_error", f"a commit callback failed: {type(e).__name__}: {e}"
-            )
+        except Exception as e:  # noqa: BLE001  (reported)
+            self._callback_failed(e)
+
+    def _callback_failed(self, e: Exception) -> None:
+        # A bug past the commit (the event is durable): reported, rate-limited by the
+        # gateway, as one line; the traceback at DEBUG, not a loop-style dump per event.
+        logger.debug(
+            "event store: a commit callback failed", exc_info=(type(e), e, e.__traceback__)
+        )
+        self._report("store.callback_error", f"a commit callback failed: {type(e).__name__}: {e}")
 
     def _report(self, kind: str, detail: str) -> None:
         if self._on_problem is None:
