@@ -245,7 +245,7 @@ class BufferedClient(PahoClient):
                 return False
         return True
 
-    def _gw_publish(self, deliver: OnPublish) -> bool:  # noqa: PLR0911 - a return per refusal
+    def _gw_publish(self, deliver: OnPublish) -> bool:  # noqa: PLR0911, PLR0912 - one hot path
         """Deliver one whole QoS 0/1 PUBLISH at the buffer's offset; False (nothing
         consumed) for another packet, one not yet whole, QoS 2, MQTT 5 properties, a topic
         that is not UTF-8, or a malformed packet (paho's parser takes those, and reports
@@ -290,7 +290,12 @@ class BufferedClient(PahoClient):
         self._gw_heard = True
         deliver(topic, buffer[start:end])
         if qos:
-            self._gw_puback(mid)
+            if self._gw_flush_scheduled and not self.has_queued_packets():
+                # _gw_puback's common case, inline: a read batch holds its writes (or a
+                # flush is on its way), so the PUBACK only joins the buffer.
+                self._gw_out.extend((0x40, 2, mid >> 8, mid & 0xFF))
+            else:
+                self._gw_puback(mid)
         return True
 
     def _gw_puback(self, mid: int) -> None:

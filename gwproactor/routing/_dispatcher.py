@@ -211,14 +211,24 @@ class Dispatcher:
     def drain(self) -> None:
         """Dispatch up to ``dispatch_batch`` queued messages now (called right after a link
         read a batch). Not re-entrant: a handler that causes a drain is a no-op inside."""
-        if self._draining or not self._rx:
+        rx = self._rx
+        if self._draining or not rx:
             return
         self._draining = True
-        try:
-            self._dispatch_batch()
+        try:  # _dispatch_batch, inline: this runs once per read, before its first message
+            depth = len(rx)
+            stats = self._stats
+            if depth > stats.queue_high_water:  # noqa: PLR1730 - a compare, not a call to max
+                stats.queue_high_water = depth
+            dispatch = self.dispatch
+            take = rx.popleft
+            for _ in range(depth if depth < self._batch else self._batch):
+                dispatch(take())
+            if self._paused and len(rx) <= self._resume_at:
+                self._resume()
         finally:
             self._draining = False
-        if self._rx:
+        if rx:
             self._wake()  # more than one batch came in: the task takes the rest
 
     def _dispatch_batch(self) -> None:
