@@ -170,7 +170,12 @@ class EventStore:
         # Its eventfd is closed once the thread is gone, however it ends (see _mailbox).
         writer.finished.add_done_callback(lambda _: _close_when_finished(loop, mailbox))
         self._writer = writer
-        writer.start_thread()
+        try:
+            writer.start_thread()
+        except BaseException:  # no thread (e.g. "can't start new thread"): nothing will post
+            mailbox.close()
+            self._set_state(StoreState.STOPPED)
+            raise
         try:
             # Shielded: cancelling must not cancel the concurrent future the thread sets.
             report = await asyncio.shield(asyncio.wrap_future(writer.opened))

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
+from gwproactor.store import EventStore, StoreSettings, StoreState
 from gwproactor.store._mailbox import OutcomeMailbox
 
 needs_eventfd = pytest.mark.skipif(not hasattr(os, "eventfd"), reason="eventfd is Linux-only")
@@ -104,3 +107,16 @@ def test_without_readers_it_posts_with_call_soon_threadsafe() -> None:
     mailbox.post_threadsafe(2)
     assert loop.posted == [(got.append, 1), (got.append, 2)]
     mailbox.close()  # nothing to close
+
+
+@needs_eventfd
+async def test_a_writer_thread_that_cannot_start_leaves_no_eventfd(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.db", StoreSettings())
+    before = len(os.listdir("/proc/self/fd"))
+    with (
+        mock.patch.object(threading.Thread, "start", side_effect=RuntimeError("no thread")),
+        pytest.raises(RuntimeError),
+    ):
+        await store.start()
+    assert store.state is StoreState.STOPPED
+    assert len(os.listdir("/proc/self/fd")) == before
