@@ -9,7 +9,8 @@ its actor with little work in front of it, and what can wait comes after it.
   frame around the validator), two ``Ok`` objects and ``ok_value``, ``put_quietly`` and
   ``_dispatch_one``; then 12 with ``_dispatch_batch`` (now inline in ``drain``). Now 11,
   the actor's own two included.
-* In the socket's read: the PUBACK of a QoS 1 message is sent after the message was
+* In the socket's read: no settings read and no ``contextlib.suppress`` per read; the
+  PUBACK of a QoS 1 message is sent after the message was
   dispatched, in the same read (it was a ``call_soon``: one more loop iteration and
   ``epoll_wait`` per message), and before quick-ACK is re-armed (re-armed first, it sent
   a bare ACK ahead of the PUBACK that would have carried it: a packet more per message).
@@ -121,10 +122,21 @@ class _RecordingSocket(socket.socket):
         super().setsockopt(*args)
 
 
+class _CountingSettings(BrokerSettings):
+    """Counts reads of its fields (a pydantic model's attribute read goes through its
+    ``__getattr__`` hook: a few hundred instructions)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in BrokerSettings.model_fields:
+            reads = object.__getattribute__(self, "__dict__").setdefault("_reads", [])
+            reads.append(name)
+        return super().__getattribute__(name)
+
+
 @pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="Linux only")
 async def test_a_qos1_puback_goes_out_in_the_read_after_dispatch_before_quickack() -> None:
     order: list[str] = []
-    settings = BrokerSettings(tcp_quickack=True)
+    settings = _CountingSettings(tcp_quickack=True)
     io = LoopIO(settings, lambda: order.append("dispatched"))
     with socket.create_server(("127.0.0.1", 0)) as server:
         plain = socket.create_connection(server.getsockname())
@@ -145,7 +157,13 @@ async def test_a_qos1_puback_goes_out_in_the_read_after_dispatch_before_quickack
         body = len(topic).to_bytes(2, "big") + topic + (0x1234).to_bytes(2, "big") + b"{}"
         theirs.sendall(bytes([0x32, len(body)]) + body)  # PUBLISH, QoS 1, packet id 0x1234
         assert select.select([ours], [], [], 10)[0], "the PUBLISH did not arrive"
-        io.on_readable()  # what the loop calls: one readable event
+        reads: list[str] = settings.__dict__.setdefault("_reads", [])
+        reads.clear()
+        calls = _calls(io.on_readable)  # what the loop calls: one readable event
+        # Nothing per read that a connection's set-up can do once: no settings read (they
+        # were: read_buffer_bytes, read_batch_packets), no contextlib.suppress object.
+        assert reads == []
+        assert not [c for c in calls if c[0] == "contextlib.py"], calls
         # All of it within the one call: no loop iteration between the dispatch and the ack.
         assert order == [
             "delivered gw/child/to/parent/x.y",
