@@ -9,6 +9,14 @@ link stops being active, everything in flight is forgotten and, once active agai
 cursor restarts at the oldest pending event: events whose acks were lost are sent again and
 the receiver's store de-duplicates them.
 
+The window is ``min(window, the link's in-flight limit)`` when the transport has one: past
+that limit (an MQTT 5 broker's Receive Maximum: mosquitto's is 20; 20 on MQTT 3.1.1 at QoS
+2; a configured ``max_inflight``) paho only queues a publish, while the event's ack timer
+already runs. On a slow path 200 events behind a limit of 20 take 10 round trips to leave,
+and their acks time out although nothing is wrong. The limit is known only once connected
+and can change with every connection (another broker after a failover), so it is read at
+every activation: every new connection passes through one.
+
 Poison events: an event still unacked when the link stops being active, after a whole
 ``ack_timeout_seconds`` in flight, failed an attempt (``on_failed(ids)``; the store moves
 it to the dead letters after ``max_delivery_attempts``). Events in flight for less than
@@ -70,7 +78,8 @@ class Uploader:
     ) -> None:
         self.store = store
         self.link = link
-        self.window = window
+        self.window = window  # as configured; the window in use is effective_window
+        self._window = window
         self.read_batch = read_batch
         self.progress_every = progress_every
         self.progress_threshold = progress_threshold
@@ -112,11 +121,19 @@ class Uploader:
     def active(self) -> bool:
         return self._active
 
+    @property
+    def effective_window(self) -> int:
+        """Events kept in flight at most: ``window``, or the link's in-flight limit when
+        that is smaller (as read when the link last became active)."""
+        return self._window
+
     def link_active(self) -> None:
         """The upstream link became active: start from the oldest pending event."""
         self._generation += 1
         self._active = True
         self._held = False
+        limit = self.link.inflight_limit  # this connection's (0: none)
+        self._window = min(self.window, limit) if limit > 0 else self.window
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
@@ -259,7 +276,8 @@ class Uploader:
         inflight = self._inflight
         queue = self._queue
         now = time.monotonic()
-        while self._active and queue and len(inflight) < self.window:
+        window = self._window
+        while self._active and queue and len(inflight) < window:
             event = queue.popleft()
             header = Header.model_construct(
                 src=link.gateway,

@@ -202,6 +202,15 @@ class Link(TransportListener):
         return self.state is _ACTIVE
 
     @property
+    def inflight_limit(self) -> int:
+        """How many QoS 1/2 publishes the transport lets out unfinished at once on its
+        current connection (0: no limit; a transport that does not say counts as none).
+        Past it the transport only queues what :meth:`publish` hands it, while the ack
+        deadline already runs: a sender keeping many ack-required messages out sizes its
+        window by it (the uploader does, at every activation)."""
+        return int(getattr(self.transport, "inflight_limit", 0))
+
+    @property
     def acks_pending(self) -> int:
         """Ack-required messages sent on this link whose ack has not come back yet."""
         return len(self._acks)

@@ -156,6 +156,14 @@ class MQTTClientWrapper(WrapperReferenceForms):
         return dict(self._subscriptions)
 
     @property
+    def inflight_limit(self) -> int:
+        """paho's limit on unfinished QoS 1/2 publishes (0: none); past it paho queues
+        them. Set at CONNACK (:meth:`_inflight_limit`) unless ``max_inflight`` is
+        configured; before the first CONNACK of a client it is paho's default."""
+        client = self._client
+        return 0 if client is None else client.max_inflight_messages
+
+    @property
     def all_subscribed(self) -> bool:
         return self._connected and not self._pending_subacks
 

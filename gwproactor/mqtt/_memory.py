@@ -110,6 +110,9 @@ class MemoryTransport:
         self._paused = False
         self._buffer: deque[tuple[str, bytes]] = deque()
         self._ever_connected = False
+        # Nothing waits for an acknowledgement here: no limit (a test may set one, as a
+        # broker's Receive Maximum would, to see what the link's users make of it).
+        self.inflight_limit = 0
 
     def connected(self) -> bool:
         return self._connected

@@ -92,6 +92,14 @@ class Transport(Protocol):
 
     def publish(self, topic: str, payload: bytes, qos: QOS, retain: bool = False) -> bool: ...
 
+    @property
+    def inflight_limit(self) -> int:
+        """How many QoS 1/2 publishes the current connection lets out unfinished at once
+        (0: no limit); the ones past it wait in the transport, though ``publish`` took
+        them. Known once connected (it may change with every connection: an MQTT 5
+        broker's Receive Maximum). Optional: the link takes a transport without it as
+        unlimited."""
+
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...

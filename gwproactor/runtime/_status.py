@@ -84,6 +84,7 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             "seconds_since_sent": round(now - link.last_sent, 3) if link.last_sent else None,
             "seconds_since_heard": round(now - link.last_heard, 3) if link.last_heard else None,
             "acks_pending": link.acks_pending,
+            "inflight_limit": link.inflight_limit,  # the connection's (0: none)
             "acks_overdue": link.acks_overdue,
             "acks_unanswered": link.acks_unanswered,
             "last_error": link.last_error or None,
@@ -134,6 +135,10 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             else {
                 "link": uploader.link.name,
                 "in_flight": uploader.in_flight,
+                # Events kept in flight at most: the configured window, or the link's
+                # in-flight limit (an MQTT 5 broker's Receive Maximum) when smaller.
+                "window": uploader.effective_window,
+                "configured_window": uploader.window,
                 # Not acked yet (the store's pending_count may still hold an acked event
                 # whose delete waits to share the next commit: store.ack_delay_seconds).
                 "unacked": uploader.unacked,

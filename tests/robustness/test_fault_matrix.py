@@ -26,6 +26,7 @@ import pytest
 from result import Err, Ok, Result
 
 from gwproactor import BrokerSettings, Proactor, StoreError
+from gwproactor.config import MqttProtocol
 from gwproactor.errors import StoreFullError
 from gwproactor.observe.listeners import EventListener
 from gwproactor.store import StoreSettings
@@ -137,12 +138,15 @@ async def matrix(
     keepalive_seconds: int = 60,
     store: StoreSettings | None = None,
     start_parent: bool = True,
+    protocol: MqttProtocol = "3.1.1",
+    qos: int = 1,
 ) -> AsyncIterator[Matrix]:
     """The parent on the broker directly, the child through ``proxy``; both active."""
 
     def broker(port: int) -> BrokerSettings:
         return BrokerSettings(
             port=port,
+            protocol=protocol,
             reconnect_min_seconds=0.05,
             reconnect_max_seconds=0.5,
             keepalive_seconds=keepalive_seconds,
@@ -150,9 +154,11 @@ async def matrix(
         )
 
     parent_settings, _ = pair_settings(
-        broker(mosquitto.port), ack_timeout_seconds=ack_timeout_seconds
+        broker(mosquitto.port), ack_timeout_seconds=ack_timeout_seconds, qos=qos
     )
-    _, child_settings = pair_settings(broker(proxy.port), ack_timeout_seconds=ack_timeout_seconds)
+    _, child_settings = pair_settings(
+        broker(proxy.port), ack_timeout_seconds=ack_timeout_seconds, qos=qos
+    )
     if store is not None:
         child_settings = child_settings.model_copy(update={"store": store})
     parent, child = Proactor(parent_settings, REGISTRY), Proactor(child_settings, REGISTRY)
@@ -241,6 +247,59 @@ async def test_delay(mosquitto: Mosquitto, proxy: FaultProxy) -> None:
         assert seq[0] == ("active", "awaiting_peer") and seq[-1] == ("awaiting_peer", "active")
         assert m.child.stats.link(LINK).reconnects == 0
         m.check_delivery("delay")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "qos", "delay", "count"),
+    [
+        ("5", 1, 0.25, 250),  # the broker's Receive Maximum (mosquitto's default: 20)
+        # 3.1.1 at QoS 2: 20 (mosquitto ignores QoS 2 publishes past it). Each one holds its
+        # place for two round trips and its ack comes a round trip later still than at
+        # QoS 1: a shorter delay keeps the test short and the acks well within their time.
+        ("3.1.1", 2, 0.15, 200),
+    ],
+)
+async def test_slow_path_behind_the_brokers_receive_maximum(
+    mosquitto: Mosquitto,
+    proxy: FaultProxy,
+    protocol: MqttProtocol,
+    qos: int,
+    delay: float,
+    count: int,
+) -> None:
+    """The broker caps the publishes unfinished on a connection (MQTT 5: its Receive
+    Maximum) and paho only queues the ones past the cap. On a slow path (0.25 s each way) a
+    window of 200 events behind a cap of 20 takes 10 round trips (5 s) to leave, while each
+    event's ack timer (2 s) runs from the moment the link hands it over: acks would time
+    out although nothing is wrong, and the upload would thrash (before the uploader kept
+    within the cap, 250 events at QoS 1: 366 to 400 ack timeouts, 416 to 450 events sent
+    again, 5 trips to awaiting_peer). The uploader keeps no more events in flight than the
+    transport lets out."""
+    async with matrix(mosquitto, proxy, ack_timeout_seconds=2.0, protocol=protocol, qos=qos) as m:
+        link = m.child.link(LINK)
+        with m.child.listener("link.state") as states:
+            proxy.delay(delay)
+            started = time.monotonic()
+            await m.generate(count)
+            await m.drained()
+            elapsed = time.monotonic() - started
+            status = m.child.status()
+        log.info(
+            "slow path: %d events in %.1f s, %d ack timeouts, %d events re-sent, %d transitions",
+            count,
+            elapsed,
+            m.child.stats.link(LINK).ack_timeouts,
+            status["uploader"]["resent_after_reconnect"],
+            len(transitions(states)),
+        )
+        assert transitions(states) == []
+        assert m.child.stats.link(LINK).ack_timeouts == 0
+        assert m.child.stats.link(LINK).reconnects == 0
+        assert link.inflight_limit == 20
+        uploader = status["uploader"]
+        assert (uploader["window"], uploader["configured_window"]) == (20, 200)
+        assert uploader["resent_after_reconnect"] == 0
+        m.check_delivery(f"slow path behind the broker's limit ({protocol}, QoS {qos})")
 
 
 async def test_throttle(mosquitto: Mosquitto, proxy: FaultProxy) -> None:

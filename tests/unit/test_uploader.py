@@ -30,7 +30,7 @@ class _SlowStore:
 
 async def test_a_backlog_read_in_flight_is_cancelled_when_the_link_goes_inactive() -> None:
     store = _SlowStore()
-    link = SimpleNamespace(name="up")
+    link = SimpleNamespace(name="up", inflight_limit=0)
     uploader = Uploader(cast(EventStore, store), cast(Link, link), window=10, read_batch=100)
     uploader.link_active()  # nothing queued: it reads the backlog
     async with asyncio.timeout(TIMEOUT):

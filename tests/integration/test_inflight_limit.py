@@ -1,0 +1,56 @@
+"""What a link reports as its transport's in-flight limit on a real mosquitto, and the
+uploader's window that follows from it (the slow path it matters on is in
+``tests/robustness/test_fault_matrix.py``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from gwproactor import BrokerSettings, Proactor
+from tests.helpers import REGISTRY, pair_settings, running, wait_active
+
+if TYPE_CHECKING:
+    from gwproactor.config import MqttProtocol
+    from tests.support.fixtures import MosquittoFactory
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.mark.parametrize(
+    ("protocol", "qos", "broker_config", "max_inflight", "limit"),
+    [
+        ("5", 1, "", None, 20),  # mosquitto's default Receive Maximum
+        ("5", 1, "max_inflight_messages 7", None, 7),  # the broker's configured one
+        ("5", 1, "max_inflight_messages 0", None, 65_535),  # none named: MQTT 5's maximum
+        ("3.1.1", 1, "", None, 0),  # nothing named, nothing to keep within at QoS 1
+        ("3.1.1", 2, "", None, 20),  # mosquitto's silent limit on QoS 2
+        ("3.1.1", 1, "", 12, 12),  # configured on the link's broker settings
+    ],
+)
+async def test_link_reports_its_connections_limit_and_the_window_follows(
+    mosquitto_factory: MosquittoFactory,
+    protocol: MqttProtocol,
+    qos: int,
+    broker_config: str,
+    max_inflight: int | None,
+    limit: int,
+) -> None:
+    mosquitto = mosquitto_factory(extra_config=broker_config)
+    broker = BrokerSettings(
+        port=mosquitto.port,
+        protocol=protocol,
+        max_inflight=max_inflight,
+        reconnect_min_seconds=0.05,
+        reconnect_max_seconds=0.3,
+    )
+    parent_settings, child_settings = pair_settings(broker, qos=qos)
+    parent, child = Proactor(parent_settings, REGISTRY), Proactor(child_settings, REGISTRY)
+    async with running(parent, child):
+        await wait_active(child, "parent")
+        status = child.status()
+    assert child.link("parent").inflight_limit == limit
+    assert status["links"]["parent"]["inflight_limit"] == limit
+    window = min(200, limit) if limit else 200
+    assert (status["uploader"]["window"], status["uploader"]["configured_window"]) == (window, 200)
