@@ -264,7 +264,8 @@ def _gateway(status: Mapping[str, Any]) -> Table:
         f"({store['archive_count']} archived; store {store['state']})",
     )
     if uploader is not None:
-        table.add_row("upload", f"{uploader['in_flight']} in flight to {uploader['link']}")
+        window = f" (window {uploader['window']})" if "window" in uploader else ""
+        table.add_row("upload", f"{uploader['in_flight']} in flight to {uploader['link']}{window}")
     for warning in status.get("warnings", ()):
         table.add_row("warning", Text(str(warning), style="bold yellow"))
 

@@ -75,6 +75,11 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "events_received_total": ("counter", "new events received from downstream links"),
     "events_duplicate_total": ("counter", "events received again (already archived)"),
     "uploader_in_flight": ("gauge", "events sent upstream and awaiting their ack"),
+    "uploader_window": (
+        "gauge",
+        "events kept in flight at most: the configured window, or the upstream connection's "
+        "in-flight limit (an MQTT 5 broker's Receive Maximum) when smaller",
+    ),
     "dispatched_total": ("counter", "messages handed to communicators"),
     "unroutable_total": ("counter", "messages no communicator could take, by reason"),
     "handler_errors_total": ("counter", "messages a communicator failed on, by communicator"),
@@ -187,6 +192,7 @@ def _samples(status: Mapping[str, Any]) -> dict[str, list[Sample]]:
     uploader = status["uploader"]
     if uploader is not None:
         add("uploader_in_flight", uploader["in_flight"], link=str(uploader["link"]))
+        add("uploader_window", uploader["window"], link=str(uploader["link"]))
     watchdog = status["watchdog"]
     add("loop_lag_seconds", watchdog.get("loop_lag_seconds", 0.0))
     add("watchdog_satisfied", watchdog["satisfied"])

@@ -281,7 +281,9 @@ def _cards(status: Mapping[str, Any]) -> str:
         else ""
     )
     in_flight = (
-        f"<p>{int(uploader['in_flight'])} in flight to {escape(str(uploader['link']))}</p>"
+        f"<p>{int(uploader['in_flight'])} in flight to {escape(str(uploader['link']))}"
+        + (f" (window {int(uploader['window'])})" if "window" in uploader else "")
+        + "</p>"
         if uploader is not None
         else ""
     )

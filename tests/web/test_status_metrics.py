@@ -103,6 +103,8 @@ async def test_metrics_parse_and_match_status(http: aiohttp.ClientSession) -> No
     assert samples[("gwproactor_receive_queue_max", ())] == status["receive_queue"]["max"]
     assert samples[("gwproactor_link_reconnects_total", (("link", "parent"),))] == 0
     assert samples[("gwproactor_uploader_in_flight", (("link", "parent"),))] == 0
+    # The in-memory transport has no in-flight limit: the configured window.
+    assert samples[("gwproactor_uploader_window", (("link", "parent"),))] == 200
     assert samples[("gwproactor_info", (("gateway", "child"), ("state", "running")))] == 1
 
 
