@@ -410,7 +410,8 @@ class ProactorSettings(BaseModel):
         default=200,
         ge=1,
         description="events in flight upstream at once, live ones and a backlog alike; "
-        "each ack releases the next",
+        "each ack releases the next. Fewer when the upstream connection's in-flight limit "
+        "(MQTT 5: the broker's Receive Maximum; broker.max_inflight) is smaller",
     )
     num_initial_event_reuploads: int | None = Field(
         default=None,
