@@ -142,7 +142,8 @@ class EventManager:
         """Commit ``event`` to the store, then (if there is an upstream link) send it.
         Resolves to Ok(event_id) once durable, or Err if the store refused or failed (the
         store has counted and reported that). Raises StateError if the store is not
-        running. A gateway without an upstream link archives its events (queryable)."""
+        running. A gateway without an upstream link archives its events (queryable),
+        counted, refused and announced (``event.stored``) as pending ones are."""
         # The loop of start(): asyncio.get_running_loop() is a getpid() system call each.
         outer = EventFuture(loop=self._loop or asyncio.get_running_loop())
         if self.uncommitted >= self.max_uncommitted:
@@ -163,13 +164,25 @@ class EventManager:
         # resolved in that same loop iteration (no inner future whose done-callback would
         # wait for the next one), and the awaiting task runs in the iteration after.
         if uploader is None:
+            # Archived, and counted, refused and announced as a pending event is: a root
+            # gateway (the top of a tree) generates events too.
 
-            def archived(result: Result[bool, StoreError]) -> None:
+            def archived(result: Result[int, StoreError]) -> None:
                 self.uncommitted -= 1
-                if not outer.done():
-                    outer.set_result(Ok(event_id) if isinstance(result, Ok) else result)
+                if isinstance(result, Ok):
+                    self.stats.events_generated += 1
+                    if self.hub:
+                        self.hub.emit(
+                            "event.stored",
+                            type_name,
+                            {"event_id": event_id, "seq": result.ok_value, "src": src},
+                        )
+                    _settle(outer, Ok(event_id))
+                else:
+                    self.stats.events_rejected += 1
+                    _settle(outer, result)
 
-            self.store.record_received_then(type_name, event_id, time_ns, src, payload, archived)
+            self.store.archive_then(type_name, event_id, time_ns, src, payload, archived)
         else:
 
             def committed(result: Result[int, StoreError]) -> None:
@@ -225,10 +238,12 @@ class EventManager:
             except TimeoutError:  # as the store's append_threadsafe answers it
                 return Err(StoreError(f"event not committed within {timeout} s"))
         if not self._sendable(event.type_name):  # reads settings only: safe off the loop
+            loop.call_soon_threadsafe(self._rejected)
             return Err(UnsendableEventError(self._unsendable_text(event.type_name)))
         type_name, event_id, time_ns, src, payload = self._prepare(event)
         result = self.store.append_threadsafe(type_name, event_id, time_ns, src, payload)
         if isinstance(result, Err):
+            loop.call_soon_threadsafe(self._rejected)
             return Err(result.err_value)
         stored = StoredEvent(result.ok_value, event_id, type_name, time_ns, src, payload, True)
         loop.call_soon_threadsafe(self._committed, stored)
@@ -248,6 +263,10 @@ class EventManager:
                     event.model_copy(update={"src": src})
                 )
         return event.type_name, new_message_id(), event.time_ns, src, payload
+
+    def _rejected(self) -> None:
+        # Loop-only, as every stats counter: a worker thread's refusal comes here.
+        self.stats.events_rejected += 1
 
     def _committed(self, stored: StoredEvent) -> None:
         self.stats.events_generated += 1

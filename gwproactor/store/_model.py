@@ -13,7 +13,8 @@ class StoredEvent:
     """One event as the store holds it.
 
     ``pending`` is True for the gateway's own events awaiting an upstream ack and False for
-    events received from a child and archived by ``record_received``.
+    archived events: received from a child (``record_received``), or the gateway's own
+    where it has no upstream link (``archive_then``).
     """
 
     seq: int
@@ -48,7 +49,8 @@ class StoreStats:
     """
 
     appended: int = 0
-    """Appends that returned ``Ok(seq)``."""
+    """Appends that returned ``Ok(seq)`` (``append`` and ``archive_then``: the gateway's
+    own events)."""
     committed_batches: int = 0
     """Transactions committed by the writer thread (group commits)."""
     acked: int = 0
@@ -58,7 +60,8 @@ class StoreStats:
     a later event of their own batch, whose append returned ``Err(StoreFullError)``)."""
     refused: int = 0
     """Appends refused with ``StoreFullError`` (``refuse_new`` policy, or an event larger
-    than ``max_bytes`` under either policy)."""
+    than ``max_bytes`` under either policy; for ``archive_then``, an event larger than
+    ``archive_max_bytes``)."""
     write_errors: int = 0
     """Operations (appends, acks, receives) that failed because their transaction failed
     (disk full, I/O error)."""

@@ -70,12 +70,16 @@ def event_bytes(type_name: str, event_id: str, src: str, payload: bytes) -> int:
 
 @dataclass(slots=True)
 class AppendOp:
+    """The gateway's own event: pending (to be sent upstream), or, on a gateway without an
+    upstream link, straight into the archive (``pending=False``)."""
+
     type_name: str
     event_id: str
     time_ns: int
     src: str
     payload: bytes
     waiter: Waiter
+    pending: bool = True
 
 
 @dataclass(slots=True)

@@ -92,6 +92,28 @@ def _answer(out: BatchOutcome, staged: list[tuple[Waiter, object]]) -> None:
             results.append((waiter, value))
 
 
+def _evicted_before_commit(
+    segment: list[WriteOp],
+    staged: list[tuple[Waiter, object]],
+    appended: list[tuple[int, int]],
+    cutoff: int,
+    archive_cutoff: int,
+    stats: StoreStats,
+) -> None:
+    """After a commit that evicted events: an append whose row a newer event of its own
+    batch pushed out never became durable, so it is answered ``Err(StoreFullError)``;
+    the others count as appended. ``appended``: (index in ``staged``, new seq)."""
+    for index, seq in appended:
+        own = segment[index]  # staged and segment go in step
+        archived = isinstance(own, AppendOp) and not own.pending
+        if seq <= (archive_cutoff if archived else cutoff):
+            bound = "archive_max_bytes" if archived else "drop_oldest"
+            full = StoreFullError(f"event seq {seq} dropped by {bound} before commit")
+            staged[index] = (staged[index][0], Err(full))
+        else:
+            stats.appended += 1
+
+
 @dataclass(slots=True)
 class _Tally:
     """What one drained batch reports as problems: one report per kind, with counts, so
@@ -100,6 +122,7 @@ class _Tally:
     dropped: int = 0
     dropped_bytes: int = 0
     refused: int = 0
+    archive_refused: int = 0  # own events larger than the whole archive (no upstream link)
     write_failures: int = 0
     write_error: str = ""
 
@@ -119,6 +142,14 @@ class _Tally:
                     "store.refused",
                     f"refused {self.refused} new events: pending events would exceed "
                     f"max_bytes={settings.max_bytes} (policy {settings.overflow_policy})",
+                )
+            )
+        if self.archive_refused:
+            problems.append(
+                (
+                    "store.refused",
+                    f"refused {self.archive_refused} new events: each larger than "
+                    f"archive_max_bytes={settings.archive_max_bytes}",
                 )
             )
         if self.write_failures:
@@ -197,6 +228,7 @@ class SqliteWriter:
         self._closed = False
         self._conn: sqlite3.Connection | None = None
         self._committed_writes = False  # a batch committed something (writer thread only)
+        self._archive_refusals = 0  # of the open transaction's refusals (see _Tally)
         self._unchecked_since: float | None = None  # first commit not yet checkpointed
 
         self._counts = Counts()
@@ -406,47 +438,64 @@ class SqliteWriter:
                 counts.pending_bytes > settings.max_bytes
                 or counts.archive_bytes > settings.archive_max_bytes
             ):
-                cutoff, dropped_bytes = self._ext_enforce_bounds(stats)
+                cutoff, archive_cutoff, dropped_bytes = self._ext_enforce_bounds(stats)
             else:  # within both bounds: the common case, without the call
-                cutoff = dropped_bytes = 0
+                cutoff = archive_cutoff = dropped_bytes = 0
             cur.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._ext_rollback()
-            self._counts = before
-            self._totals = _copy_stats(before_stats)
-            self._totals.write_errors += len(segment)
-            error = StoreError(f"event store write failed: {exc} ({len(segment)} operations)")
-            error.__cause__ = exc
-            for op in segment:
-                self._ext_resolve(out, op.waiter, Err(error))
-            tally.write_failures += 1
-            tally.write_error = str(error)
+            self._ext_commit_failed(segment, out, tally, exc, before, before_stats)
             return
         except BaseException:
             # A bug (see _ext_fail_batch): nothing of this transaction is counted.
             self._counts, self._totals = before, before_stats
+            self._archive_refusals = 0
             raise
-        for index, seq in appended:
-            if seq <= cutoff:
-                # Evicted by a newer event of its own batch: it never became durable.
-                full = StoreFullError(f"event seq {seq} dropped by drop_oldest before commit")
-                staged[index] = (staged[index][0], Err(full))
-            else:
-                stats.appended += 1
+        if cutoff or archive_cutoff:
+            _evicted_before_commit(segment, staged, appended, cutoff, archive_cutoff, stats)
+        else:  # nothing evicted: the common case
+            stats.appended += len(appended)
         stats.committed_batches += 1
         self._committed_writes = True
 
         tally.dropped += stats.dropped - before_stats.dropped
         tally.dropped_bytes += dropped_bytes
-        tally.refused += stats.refused - before_stats.refused
+        refused = stats.refused - before_stats.refused
+        if refused:
+            archive_refused, self._archive_refusals = self._archive_refusals, 0
+            tally.refused += refused - archive_refused
+            tally.archive_refused += archive_refused
         _answer(out, staged)
+
+    def _ext_commit_failed(
+        self,
+        segment: list[WriteOp],
+        out: BatchOutcome,
+        tally: _Tally,
+        exc: sqlite3.Error,
+        before: Counts,
+        before_stats: StoreStats,
+    ) -> None:
+        """The transaction failed: roll back, restore the counts, answer every op Err."""
+        self._ext_rollback()
+        self._archive_refusals = 0  # answered as write errors instead
+        self._counts = before
+        self._totals = _copy_stats(before_stats)
+        self._totals.write_errors += len(segment)
+        error = StoreError(f"event store write failed: {exc} ({len(segment)} operations)")
+        error.__cause__ = exc
+        for op in segment:
+            self._ext_resolve(out, op.waiter, Err(error))
+        tally.write_failures += 1
+        tally.write_error = str(error)
 
     def _ext_apply(
         self, cur: sqlite3.Cursor, op: WriteOp, stats: StoreStats
     ) -> tuple[object, int | None]:
         """One write inside the open transaction: (its result, seq of a new pending row)."""
         if isinstance(op, AppendOp):
-            return self._ext_append(cur, op, stats)
+            if op.pending:
+                return self._ext_append(cur, op, stats)
+            return self._ext_archive_own(cur, op, stats)
         if isinstance(op, ReceiveOp):
             return self._ext_receive(cur, op, stats)
         if isinstance(op, DeliveredOp):
@@ -485,6 +534,37 @@ class SqliteWriter:
         assert seq is not None
         counts.pending_count += 1
         counts.pending_bytes += nbytes
+        return Ok(seq), seq
+
+    def _ext_archive_own(
+        self, cur: sqlite3.Cursor, op: AppendOp, stats: StoreStats
+    ) -> tuple[object, int | None]:
+        """Archive one of the gateway's own events (no upstream link); returns (result, seq
+        if inserted). Counted and refused as an append is, against the archive's bound: the
+        archive always makes room by dropping its oldest events, so only an event larger
+        than the whole archive is refused (it would push out everything, itself included)."""
+        nbytes = event_bytes(op.type_name, op.event_id, op.src, op.payload)
+        max_bytes = self._settings.archive_max_bytes
+        if nbytes > max_bytes:
+            stats.refused += 1
+            self._archive_refusals += 1
+            return Err(
+                StoreFullError(
+                    f"event {op.event_id!r} ({nbytes} bytes) refused: larger than "
+                    f"archive_max_bytes={max_bytes}"
+                )
+            ), None
+        cur.execute(
+            _INSERT, (op.event_id, op.type_name, op.time_ns, op.src, op.payload, 0, nbytes, None)
+        )
+        if cur.rowcount == 0:
+            stats.duplicate_appends += 1
+            return Err(StoreError(f"event id {op.event_id!r} is already archived")), None
+        seq = cur.lastrowid
+        assert seq is not None
+        counts = self._counts
+        counts.archive_count += 1
+        counts.archive_bytes += nbytes
         return Ok(seq), seq
 
     def _ext_receive(
@@ -534,15 +614,16 @@ class SqliteWriter:
         stats.acked += 1
         return True
 
-    def _ext_enforce_bounds(self, stats: StoreStats) -> tuple[int, int]:
+    def _ext_enforce_bounds(self, stats: StoreStats) -> tuple[int, int, int]:
         """Evict oldest-first inside the open transaction.
 
         Done once per transaction rather than per event: the result is the same newest
         suffix of events, and acks later in the batch can save events from eviction.
-        Returns (highest pending seq dropped or 0, bytes of the pending events dropped).
+        Returns (highest pending seq dropped or 0, highest archived seq dropped or 0, bytes
+        of the pending events dropped).
         """
         counts = self._counts
-        cutoff = dropped_bytes = 0
+        cutoff = archive_cutoff = dropped_bytes = 0
         excess = counts.pending_bytes - self._settings.max_bytes
         if excess > 0:
             cutoff, dropped, dropped_bytes = self._ext_evict(1, excess)
@@ -551,11 +632,11 @@ class SqliteWriter:
             stats.dropped += dropped
         excess = counts.archive_bytes - self._settings.archive_max_bytes
         if excess > 0:
-            _, gone, gone_bytes = self._ext_evict(0, excess)
+            archive_cutoff, gone, gone_bytes = self._ext_evict(0, excess)
             counts.archive_count -= gone
             counts.archive_bytes -= gone_bytes
             stats.archive_dropped += gone
-        return cutoff, dropped_bytes
+        return cutoff, archive_cutoff, dropped_bytes
 
     def _ext_evict(self, pending: int, excess: int) -> tuple[int, int, int]:
         conn = self._conn

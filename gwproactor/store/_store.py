@@ -45,7 +45,7 @@ ProblemCallback = Callable[[str, str], None]
 """``on_problem(kind, detail)``; kinds: ``store.corrupt`` (with the rows saved and lost),
 ``store.wal_missing``, ``store.dropped``, ``store.refused``, ``store.write_error``,
 ``store.stop_timeout``, ``store.internal_error``, ``store.callback_error`` (an
-``append_then``/``record_received_then`` callback raised)."""
+``append_then``/``archive_then``/``record_received_then`` callback raised)."""
 
 
 _T = TypeVar("_T")
@@ -274,6 +274,32 @@ class EventStore:
         writer = self._writer  # the state check and the submit written out: per event
         if self._state is not StoreState.RUNNING or writer is None:
             self._require_running()  # raises the StateError that says which state
+        elif not writer.submit_threadsafe(op):
+            raise StateError(f"event store {self._path}: stopping")
+
+    def archive_then(
+        self,
+        type_name: str,
+        event_id: str,
+        time_ns: int,
+        src: str,
+        payload: bytes,
+        then: Callable[[Result[int, StoreError]], object],
+    ) -> None:
+        """:meth:`append_then` for a gateway without an upstream link: the event goes
+        straight into the archive (not pending; queryable, kept within
+        ``archive_max_bytes`` by dropping the oldest archived events).
+
+        ``then`` gets ``Ok(seq)`` once the event is durable, or ``Err``:
+        ``StoreFullError`` if the event is larger than ``archive_max_bytes`` (counted in
+        ``stats.refused``, reported as ``store.refused``) or was dropped by a newer event
+        of its own batch, ``StoreError`` if the commit failed or ``event_id`` is already
+        archived. ``then`` must not raise. Never blocks. Raises ``StateError`` unless
+        running."""
+        op = AppendOp(type_name, event_id, time_ns, src, payload, LoopCallback(then), False)
+        writer = self._writer  # as in append_then
+        if self._state is not StoreState.RUNNING or writer is None:
+            self._require_running()
         elif not writer.submit_threadsafe(op):
             raise StateError(f"event store {self._path}: stopping")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from result import Result
+from result import Err, Result
 
 from gwproactor.errors import StateError, StoreError, StoreFullError
 from gwproactor.store import EventStore, StoredEvent, StoreSettings, StoreState
@@ -249,6 +249,62 @@ async def test_archive_is_bounded_oldest_first(make_store: StoreFactory) -> None
     kept = await wait(store.query(pending=False))
     assert [e.event_id for e in kept] == [eid(i) for i in range(20 - FIT, 20)]
     assert problems.seen == []  # a rolling archive is not a problem
+
+
+def _archive_own(store: EventStore, i: int, payload: bytes = PAYLOAD) -> asyncio.Future[Any]:
+    """``archive_then`` (a gateway without an upstream link) as a future."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    store.archive_then(TYPE, eid(i), 1_000 + i, SRC, payload, future.set_result)
+    return future
+
+
+async def test_archive_then_archives_own_events_counted_as_appends(
+    make_store: StoreFactory,
+) -> None:
+    store, problems = await started(make_store)
+    seqs = [ok(await wait(_archive_own(store, i))) for i in range(3)]
+    assert seqs == sorted(seqs)
+    assert (store.archive_count, store.pending_count) == (3, 0)
+    assert (store.stats.appended, store.stats.received_new) == (3, 0)
+    again = err(await wait(_archive_own(store, 1)))
+    assert "already archived" in str(again)
+    assert store.stats.duplicate_appends == 1
+    kept = await wait(store.query(pending=False))
+    assert [(e.seq, e.event_id, e.pending) for e in kept] == [
+        (seq, eid(i), False) for i, seq in enumerate(seqs)
+    ]
+    assert problems.seen == []
+
+
+async def test_archive_then_refuses_an_event_larger_than_the_archive(
+    make_store: StoreFactory,
+) -> None:
+    store, problems = await started(make_store, StoreSettings(archive_max_bytes=SMALL))
+    for i in range(FIT):
+        ok(await wait(_archive_own(store, i)))
+    refused = err(await wait(_archive_own(store, 99, payload=b"p" * SMALL)))
+    assert isinstance(refused, StoreFullError)
+    assert "archive_max_bytes" in str(refused)
+    # The archive was not emptied to make room for it.
+    assert (store.archive_count, store.stats.refused, store.stats.appended) == (FIT, 1, FIT)
+    assert problems.kinds() == ["store.refused"]
+    assert "archive_max_bytes" in problems.details("store.refused")[0]
+
+
+async def test_archive_then_evicted_within_its_own_batch_is_not_ok(
+    make_store: StoreFactory,
+) -> None:
+    store, _ = await started(make_store, StoreSettings(archive_max_bytes=SMALL))
+    results = await gather([_archive_own(store, i) for i in range(20)])
+    kept = await wait(store.query(pending=False))
+    assert [e.event_id for e in kept] == [eid(i) for i in range(20 - FIT, 20)]
+    oks = [ok(r) for r in results if not isinstance(r, Err)]
+    errs = [err(r) for r in results if isinstance(r, Err)]
+    assert all(isinstance(e, StoreFullError) for e in errs)
+    assert [ok(r) for r in results[-FIT:]] == [e.seq for e in kept]
+    # Ok only for what became durable: an event dropped before its commit is an Err.
+    assert store.stats.appended == len(oks)
+    assert len(oks) >= FIT
 
 
 # ------------------------------------------------------------------ queries
