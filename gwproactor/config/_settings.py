@@ -410,8 +410,9 @@ class ProactorSettings(BaseModel):
         default=200,
         ge=1,
         description="events in flight upstream at once, live ones and a backlog alike; "
-        "each ack releases the next. Fewer when the upstream connection's in-flight limit "
-        "(MQTT 5: the broker's Receive Maximum; broker.max_inflight) is smaller",
+        "each ack releases the next. On a slow path, no more than the upstream connection's "
+        "in-flight limit (MQTT 5: the broker's Receive Maximum; broker.max_inflight) lets "
+        "out within a quarter of the ack timeout",
     )
     num_initial_event_reuploads: int | None = Field(
         default=None,

@@ -9,13 +9,19 @@ link stops being active, everything in flight is forgotten and, once active agai
 cursor restarts at the oldest pending event: events whose acks were lost are sent again and
 the receiver's store de-duplicates them.
 
-The window is ``min(window, the link's in-flight limit)`` when the transport has one: past
-that limit (an MQTT 5 broker's Receive Maximum: mosquitto's is 20; 20 on MQTT 3.1.1 at QoS
-2; a configured ``max_inflight``) paho only queues a publish, while the event's ack timer
-already runs. On a slow path 200 events behind a limit of 20 take 10 round trips to leave,
-and their acks time out although nothing is wrong. The limit is known only once connected
-and can change with every connection (another broker after a failover), so it is read at
-every activation: every new connection passes through one.
+The window gives way to the link's in-flight limit when the transport has one smaller than
+``window`` (an MQTT 5 broker's Receive Maximum: mosquitto's is 20; 20 on MQTT 3.1.1 at QoS
+2; a configured ``max_inflight``): past it paho only queues a publish, while the event's ack
+timer already runs. On a slow path 200 events behind a limit of 20 take 10 round trips to
+leave, and their acks time out although nothing is wrong. So the window starts at the limit
+and grows by whole limits only as far as the queueing stays within a quarter of the ack
+timeout, judged by the quickest ack lately (send to ack, ``_measured``): k limits leave
+within k round trips. A fast path (milliseconds) gets the whole window back after its first
+acks; a slow one (0.5 s round trips, 2 s ack timeout) keeps the limit. An ack over that
+quarter, or an estimate older than one ack timeout (an idle link), starts again from the
+limit. The limit is known only once connected and can change with every connection
+(another broker after a failover), so it is read at every activation: every new connection
+passes through one.
 
 Poison events: an event still unacked when the link stops being active, after a whole
 ``ack_timeout_seconds`` in flight, failed an attempt (``on_failed(ids)``; the store moves
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -75,11 +82,19 @@ class Uploader:
         on_cleared: Callable[[str], None] | None = None,
         on_failed: Callable[[list[str]], None] | None = None,
         logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.link = link
         self.window = window  # as configured; the window in use is effective_window
         self._window = window
+        # While the link's in-flight limit is below ``window`` (else 0): the limit, the
+        # quickest ack lately (send to ack) and when it was seen, and how long events may
+        # wait behind the limit (a quarter of the ack timeout).
+        self._limit = 0
+        self._rtt = math.inf
+        self._rtt_at = 0.0
+        self._budget = 0.0
         self.read_batch = read_batch
         self.progress_every = progress_every
         self.progress_threshold = progress_threshold
@@ -87,6 +102,7 @@ class Uploader:
         self._on_progress = on_progress
         self._on_cleared = on_cleared
         self._on_failed = on_failed
+        self._clock = clock  # send and ack times (tests give their own)
         self._log = logger or logging.getLogger("gwproactor.uploader")
         self._inflight: dict[str, tuple[int, float]] = {}  # id -> (seq, sent at), send order
         self._queue: deque[StoredEvent] = deque()
@@ -123,8 +139,9 @@ class Uploader:
 
     @property
     def effective_window(self) -> int:
-        """Events kept in flight at most: ``window``, or the link's in-flight limit when
-        that is smaller (as read when the link last became active)."""
+        """Events kept in flight at most now: ``window``, or while the link's in-flight
+        limit (read when the link last became active) is smaller, as many whole limits as
+        leave within a quarter of the ack timeout (at least one)."""
         return self._window
 
     def link_active(self) -> None:
@@ -133,7 +150,12 @@ class Uploader:
         self._active = True
         self._held = False
         limit = self.link.inflight_limit  # this connection's (0: none)
-        self._window = min(self.window, limit) if limit > 0 else self.window
+        self._limit = limit if 0 < limit < self.window else 0
+        self._window = self._limit or self.window
+        if self._limit:
+            self._rtt = math.inf
+            self._rtt_at = self._clock()
+            self._budget = self.link.settings.ack_timeout_seconds / 4
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
@@ -141,7 +163,7 @@ class Uploader:
         pending = self.store.pending_count
         self._drain = None
         if pending >= self.progress_threshold:
-            self._drain = (time.monotonic(), self.stats.acked)
+            self._drain = (self._clock(), self.stats.acked)
             self._log.info("re-uploading %d pending events", pending)
         elif pending:
             self._log.debug("re-uploading %d pending events", pending)
@@ -188,7 +210,7 @@ class Uploader:
         self.stats.resent_after_reconnect += len(self._inflight)
         if count_failures and self._inflight and self._on_failed is not None:
             # 0.9: the link's ack timer and ours start a moment apart.
-            cutoff = time.monotonic() - 0.9 * self.link.settings.ack_timeout_seconds
+            cutoff = self._clock() - 0.9 * self.link.settings.ack_timeout_seconds
             failed = [eid for eid, (_, sent) in self._inflight.items() if sent <= cutoff]
             if failed:
                 self.stats.failed_attempts += len(failed)
@@ -198,7 +220,7 @@ class Uploader:
             self._log.info(
                 "re-upload paused: %d events sent in %.1f s, %d pending",
                 self.stats.acked - acked_before,
-                time.monotonic() - started,
+                self._clock() - started,
                 self.unacked,
             )
             self._drain = None
@@ -230,8 +252,11 @@ class Uploader:
 
     def acked(self, event_id: str) -> bool:
         """The upstream peer acked ``event_id``; True if it was one of ours in flight."""
-        if self._inflight.pop(event_id, None) is None:
+        entry = self._inflight.pop(event_id, None)
+        if entry is None:
             return False
+        if self._limit:
+            self._measured(entry[1])
         self.stats.acked += 1
         # Deleted from the store in one operation per loop iteration (a burst of acks).
         self._to_clear.append(event_id)
@@ -243,6 +268,20 @@ class Uploader:
         self._pump()
         return True
 
+    def _measured(self, sent: float) -> None:
+        """Size the window by one ack's send-to-ack time (while the in-flight limit is
+        below ``window``). The quickest ack lately is one round trip with nothing queued
+        ahead; k limits in flight leave within k of them. An ack slower than the budget
+        (the path got slower) or an estimate older than one ack timeout is taken as the
+        new estimate, which brings the window back towards the limit."""
+        now = self._clock()
+        rtt = now - sent
+        budget = self._budget
+        if rtt < self._rtt or rtt > budget or now - self._rtt_at > 4 * budget:
+            self._rtt, self._rtt_at = rtt, now
+            rounds = int(budget / rtt) if rtt > 0 else self.window
+            self._window = min(self.window, self._limit * max(1, rounds))
+
     def _drain_progress(self, started: float, acked_before: int) -> None:
         done = self.stats.acked - acked_before
         finished = not self._inflight and not self._queue and self._caught_up
@@ -250,7 +289,7 @@ class Uploader:
             pending = self.unacked
             self._on_progress(self.stats.acked, pending)
         if finished:
-            elapsed = max(time.monotonic() - started, 1e-6)
+            elapsed = max(self._clock() - started, 1e-6)
             self._log.info(
                 "re-uploaded %d events in %.1f s (%.0f events/s)", done, elapsed, done / elapsed
             )
@@ -275,7 +314,12 @@ class Uploader:
         link = self.link
         inflight = self._inflight
         queue = self._queue
-        now = time.monotonic()
+        now = self._clock()
+        if self._limit and now - self._rtt_at > 4 * self._budget:
+            # Nothing acked for an ack timeout (idle): the path may have slowed meanwhile;
+            # the next ack is the new estimate.
+            self._window = self._limit
+            self._rtt = math.inf
         window = self._window
         while self._active and queue and len(inflight) < window:
             event = queue.popleft()

@@ -135,8 +135,9 @@ def build_status(proactor: StatusSources) -> dict[str, Any]:
             else {
                 "link": uploader.link.name,
                 "in_flight": uploader.in_flight,
-                # Events kept in flight at most: the configured window, or the link's
-                # in-flight limit (an MQTT 5 broker's Receive Maximum) when smaller.
+                # Events kept in flight at most now: the configured window, or while the
+                # link's in-flight limit (an MQTT 5 broker's Receive Maximum) is smaller,
+                # the limits that leave within a quarter of the ack timeout.
                 "window": uploader.effective_window,
                 "configured_window": uploader.window,
                 # Not acked yet (the store's pending_count may still hold an acked event

@@ -77,8 +77,9 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "uploader_in_flight": ("gauge", "events sent upstream and awaiting their ack"),
     "uploader_window": (
         "gauge",
-        "events kept in flight at most: the configured window, or the upstream connection's "
-        "in-flight limit (an MQTT 5 broker's Receive Maximum) when smaller",
+        "events kept in flight at most: the configured window, or on a slow path what the "
+        "upstream connection's in-flight limit (an MQTT 5 broker's Receive Maximum) lets out "
+        "within a quarter of the ack timeout",
     ),
     "dispatched_total": ("counter", "messages handed to communicators"),
     "unroutable_total": ("counter", "messages no communicator could take, by reason"),

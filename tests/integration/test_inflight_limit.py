@@ -103,4 +103,7 @@ async def test_after_a_failover_the_window_follows_the_new_brokers_limit(
             for n in range(50):
                 await child.generate_event(Counted(n=n))
             await wait_until(lambda: child.store.pending_count == 0, acked, TIMEOUT)
+        # Acks within milliseconds: the whole configured window fits in a quarter of the
+        # ack timeout (the slow path that keeps the limit is in the fault matrix).
+        assert uploader.effective_window == 200
     assert [e.n for e in recorder.events] == list(range(50))

@@ -273,8 +273,8 @@ async def test_slow_path_behind_the_brokers_receive_maximum(
     event's ack timer (2 s) runs from the moment the link hands it over: acks would time
     out although nothing is wrong, and the upload would thrash (before the uploader kept
     within the cap, 250 events at QoS 1: 366 to 400 ack timeouts, 416 to 450 events sent
-    again, 5 trips to awaiting_peer). The uploader keeps no more events in flight than the
-    transport lets out."""
+    again, 5 trips to awaiting_peer). The uploader keeps no more events in flight than
+    leave within a quarter of the ack timeout: here, the limit."""
     async with matrix(mosquitto, proxy, ack_timeout_seconds=2.0, protocol=protocol, qos=qos) as m:
         link = m.child.link(LINK)
         with m.child.listener("link.state") as states:
