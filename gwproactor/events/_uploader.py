@@ -344,7 +344,16 @@ class Uploader:
                 return
             inflight[event.event_id] = (event.seq, now)
             self.stats.sent += 1
-        if self._active and not queue and not self._caught_up and not self._fetching:
+        # The next backlog read starts while a whole read's worth is still queued, not once
+        # the queue is empty: a read waits behind the store's held deletes (the acks so
+        # far, committed first), and meanwhile the acks coming in would find nothing to
+        # send. Read ahead, the window stays full through it.
+        if (
+            self._active
+            and len(queue) < self.read_batch
+            and not self._caught_up
+            and not self._fetching
+        ):
             self._fetching = True
             self._read_task = asyncio.get_running_loop().create_task(
                 self._read(self._generation), name=f"uploader[{link.name}].read"
