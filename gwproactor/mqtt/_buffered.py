@@ -20,6 +20,11 @@ more than the rest of the receive path together. Every other packet, and any PUB
 path does not recognise (QoS 2, properties, a topic that is not UTF-8, a packet not yet
 whole), goes to paho's parser unchanged.
 
+Incoming PUBACK packets (the broker's ack of a QoS 1 publish, 4 bytes) are completed here
+too, as paho would without an ``on_publish`` callback, but without decoding each into a
+reason code and a properties object; a PUBACK with a reason code or properties (MQTT 5), or
+a client with ``on_publish`` set, goes to paho's parser.
+
 Outgoing PUBLISH packets at QoS 0 take a short path too (:meth:`BufferedClient.publish_qos0`):
 built here straight into the write buffer. QoS 1 and 2 go through paho, which keeps them
 in flight and re-sends them after a reconnect.
@@ -235,9 +240,13 @@ class BufferedClient(PahoClient):
                 return True  # nothing left to parse (no needless read attempt)
             if paused():
                 return True
-            if deliver is not None and not self.parsing_packet() and self._gw_publish(deliver):
+            if deliver is None or self.parsing_packet():
+                rc = self.read_one_packet()
+            elif self._gw_publish(deliver):
                 continue
-            rc = self.read_one_packet()
+            else:
+                acked = self._gw_puback_in()
+                rc = self.read_one_packet() if acked is None else acked
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 return True
             if rc > 0:
@@ -297,6 +306,26 @@ class BufferedClient(PahoClient):
             else:
                 self._gw_puback(mid)
         return True
+
+    def _gw_puback_in(self) -> MQTTErrorCode | None:
+        """A whole 4-byte PUBACK at the buffer's offset (what a broker acks each QoS 1
+        publish with, MQTT 3.1.1 and 5 alike when it succeeded), completed without paho's
+        parser: paho's builds a reason code and a properties object per PUBACK, the most
+        of what the ack of an uploaded event cost its sender. None (nothing consumed) for
+        anything else, a longer PUBACK (MQTT 5 reason code, properties), or when an
+        ``on_publish`` callback wants paho's."""
+        buffer = self._gw_buffer
+        offset = self._gw_offset
+        if (
+            offset + 4 > len(buffer)
+            or buffer[offset] != 0x40
+            or buffer[offset + 1] != 2
+            or self.on_publish is not None
+        ):
+            return None
+        self._gw_offset = offset + 4
+        self._gw_heard = True
+        return self.publish_acked((buffer[offset + 2] << 8) | buffer[offset + 3])
 
     def _gw_puback(self, mid: int) -> None:
         """A PUBACK for ``mid`` straight into the write buffer, as :meth:`publish_qos0`

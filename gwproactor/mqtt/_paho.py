@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "CHECKED_AGAINST",
+    "PRIVATE_INFO_NAMES",
     "PRIVATE_NAMES",
     "PUBLIC_NAMES_SINCE",
     "PahoClient",
@@ -61,6 +62,17 @@ PRIVATE_NAMES: dict[str, str] = {
     "Maximum (paho's max_inflight_messages_set refuses once the socket is open)",
     "_out_packet": "paho's queue of packets not yet written: a QoS 0 PUBLISH written "
     "straight to the buffer waits while paho holds any (order is kept)",
+    "_out_message_mutex": "guards _out_messages (held while a PUBACK completes a publish, "
+    "as paho's _handle_pubackcomp holds it)",
+    "_out_messages": "the QoS>0 publishes waiting for their PUBACK, by mid: the short "
+    "PUBACK path forgets the acked one, as paho's _do_on_publish does",
+    "_inflight_messages": "how many of them are in flight: one fewer per PUBACK",
+    "_update_inflight": "lets out publishes queued behind the in-flight limit after a PUBACK",
+}
+#: Private names of paho's MQTTMessageInfo (the object ``publish`` returns).
+PRIVATE_INFO_NAMES: dict[str, str] = {
+    "_set_as_published": "marks a publish's info published (wakes wait_for_publish) on "
+    "its PUBACK, as paho's _do_on_publish does",
 }
 
 #: Public paho names that older 2.x releases lack, with the release that added them.
@@ -121,6 +133,23 @@ class PahoClient(Client):
     def send_puback(self, mid: int) -> MQTTErrorCode:
         """Queue a PUBACK for ``mid``, as paho does after delivering a QoS 1 PUBLISH."""
         return self._send_puback(mid)  # paho 2.2.0
+
+    def publish_acked(self, mid: int) -> MQTTErrorCode:
+        """What paho does on a PUBACK for ``mid`` when no ``on_publish`` callback is set
+        (paho 2.2.0 ``_handle_pubackcomp`` and ``_do_on_publish``), without decoding the
+        packet into a reason code and properties objects: forget the message, mark its
+        info published, free its in-flight slot and let a queued publish out. A mid paho
+        does not know is ignored, as paho does."""
+        with self._out_message_mutex:  # paho 2.2.0
+            message = self._out_messages.pop(mid, None)  # paho 2.2.0
+            if message is None:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            message.info._set_as_published()  # paho 2.2.0
+            if message.qos > 0:
+                self._inflight_messages -= 1  # paho 2.2.0
+                if self._max_inflight_messages > 0:
+                    return self._update_inflight()  # paho 2.2.0
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def limit_inflight(self, limit: int) -> None:
         """paho's in-flight limit (0: none), set at CONNACK time (paho's own setter refuses

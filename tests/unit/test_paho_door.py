@@ -15,11 +15,17 @@ from pathlib import Path
 import paho.mqtt
 import pytest
 from packaging.requirements import Requirement
-from paho.mqtt.client import Client
+from paho.mqtt.client import Client, MQTTMessageInfo
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gwproactor.mqtt._buffered import BufferedClient
-from gwproactor.mqtt._paho import PRIVATE_NAMES, PUBLIC_NAMES_SINCE, PahoClient, attach_socket
+from gwproactor.mqtt._paho import (
+    PRIVATE_INFO_NAMES,
+    PRIVATE_NAMES,
+    PUBLIC_NAMES_SINCE,
+    PahoClient,
+    attach_socket,
+)
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -44,6 +50,11 @@ def test_each_private_name_exists_on_the_installed_paho(client: Client, name: st
     assert hasattr(client, name), f"paho {paho.mqtt.__version__} has no {name}"
 
 
+@pytest.mark.parametrize("name", sorted(PRIVATE_INFO_NAMES))
+def test_each_private_name_of_message_info_exists_on_the_installed_paho(name: str) -> None:
+    assert callable(getattr(MQTTMessageInfo, name, None)), f"paho has no MQTTMessageInfo.{name}"
+
+
 @pytest.mark.parametrize("name", sorted(PUBLIC_NAMES_SINCE))
 def test_each_newer_public_name_exists_on_the_installed_paho(client: Client, name: str) -> None:
     assert callable(getattr(client, name, None)), f"paho {paho.mqtt.__version__} has no {name}"
@@ -62,6 +73,7 @@ def test_the_private_names_have_the_shape_the_door_expects(client: Client) -> No
         "_packet_read": ["self"],
         "_loop_rc_handle": ["self", "rc"],
         "_send_puback": ["self", "mid"],
+        "_update_inflight": ["self"],
     }.items():
         assert list(inspect.signature(getattr(Client, hook)).parameters) == params, hook
 
