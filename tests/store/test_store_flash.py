@@ -148,3 +148,24 @@ async def test_a_problem_each_batch_is_left_to_the_rate_limited_reporter(
         await wait(append(store, i))
     assert problems.kinds().count("store.refused") == 20
     assert [r for r in caplog.records if r.name.startswith("gwproactor.store")] == []
+
+
+def _on_disk(path: Path) -> tuple[bytes, int, int]:
+    """The store file's bytes and mtime, and its WAL's size (0 if there is none)."""
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes(), path.stat().st_mtime_ns, wal.stat().st_size if wal.exists() else 0
+
+
+async def test_opening_an_unchanged_store_writes_nothing_to_it(make_store: StoreFactory) -> None:
+    # Before, every start set application_id and user_version to the values they already
+    # had: page 1 rewritten through the WAL (3 fdatasyncs) and checkpointed at stop (2 more).
+    store, _ = await started(make_store)
+    ok(await wait(append(store, 1)))
+    await wait(store.stop())  # checkpointed and truncated: the file alone holds the store
+    before = _on_disk(store.path)
+    assert before[2] == 0
+    for _ in range(2):
+        again, _ = await started(make_store)
+        assert again.pending_count == 1
+        await wait(again.stop())
+        assert _on_disk(store.path) == before
