@@ -67,14 +67,16 @@ RULES: list[dict[str, Any]] = [
         "expr": (
             "increase(gwproactor_store_events_dropped_total[10m]) > 0 "
             "or increase(gwproactor_store_events_refused_total[10m]) > 0 "
-            "or increase(gwproactor_store_write_errors_total[10m]) > 0"
+            "or increase(gwproactor_store_write_errors_total[10m]) > 0 "
+            "or increase(gwproactor_events_rejected_total[10m]) > 0"
         ),
         "for": "0m",
         "severity": "critical",
         "summary": "{{ $labels.instance }} is losing events",
         "description": (
-            "The store dropped (drop_oldest), refused (refuse_new) or failed to write events "
-            "in the last 10 minutes: data is being lost. Check disk space and the upstream link."
+            "The store dropped (drop_oldest), refused (refuse_new) or failed to write events, "
+            "or actors' events were rejected (not stored), in the last 10 minutes: data is "
+            "being lost. Check disk space, the upstream link and the gateway's log."
         ),
     },
     {
@@ -194,6 +196,10 @@ _PANELS: list[tuple[str, str, list[tuple[str, str]], str]] = [
             (
                 'increase(gwproactor_store_dead_letters_total{instance=~"$instance"}[10m])',
                 "dead letters",
+            ),
+            (
+                'increase(gwproactor_events_rejected_total{instance=~"$instance"}[10m])',
+                "rejected",
             ),
         ],
         "none",

@@ -72,6 +72,11 @@ _FAMILIES: dict[str, tuple[str, str]] = {
         "pending events moved to the dead letters after too many failed upload attempts",
     ),
     "events_generated_total": ("counter", "events this gateway generated"),
+    "events_rejected_total": (
+        "counter",
+        "events this gateway's actors generated that were not stored (the store refused or "
+        "failed to write them, or the upstream link's codec cannot carry their type)",
+    ),
     "events_received_total": ("counter", "new events received from downstream links"),
     "events_duplicate_total": ("counter", "events received again (already archived)"),
     "uploader_in_flight": ("gauge", "events sent upstream and awaiting their ack"),
@@ -174,6 +179,7 @@ def _samples(status: Mapping[str, Any]) -> dict[str, list[Sample]]:
     add("store_dead_letters_total", dead_letters(store))
     stats = status["stats"]
     add("events_generated_total", stats["events_generated"])
+    add("events_rejected_total", stats["events_rejected"])
     add("events_received_total", stats["events_received"])
     add("events_duplicate_total", stats["events_duplicate"])
     add("dispatched_total", stats["dispatched"])

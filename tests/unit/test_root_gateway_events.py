@@ -42,6 +42,7 @@ async def test_root_gateway_counts_and_announces_its_events() -> None:
         assert root.stats.events_rejected == 0
         assert root.status()["stats"]["events_generated"] == EVENTS
         assert _metric(root, "gwproactor_events_generated_total") == EVENTS
+        assert _metric(root, "gwproactor_events_rejected_total") == 0
         archived = await root.query_events(limit=100)
     assert [(e.source, e.data["event_id"], e.data["src"]) for e in seen] == [
         ("test.counted", event_id, "root") for event_id in ids
@@ -70,6 +71,7 @@ async def test_root_gateway_counts_a_refused_event_as_rejected() -> None:
         assert (root.stats.events_generated, root.stats.events_rejected) == (1, 2)
         assert root.store.stats.refused == 2
         assert _metric(root, "gwproactor_store_events_refused_total") == 2
+        assert _metric(root, "gwproactor_events_rejected_total") == 2
         assert root.store.archive_count == 1  # the archive was not emptied for it
 
 

@@ -199,6 +199,7 @@ def test_counters_follow_the_snapshot() -> None:
         },
         "stats": {
             "events_generated": 0,
+            "events_rejected": 8,
             "events_received": 0,
             "events_duplicate": 0,
             "dispatched": 0,
@@ -213,6 +214,7 @@ def test_counters_follow_the_snapshot() -> None:
     }
     _, samples = _parse(render_metrics(status))
     assert samples[("gwproactor_store_dead_letters_total", ())] == 7
+    assert samples[("gwproactor_events_rejected_total", ())] == 8
     assert samples[("gwproactor_store_events_dropped_total", ())] == 4
     assert samples[("gwproactor_problems_total", (("kind", "store"),))] == 2
     assert samples[("gwproactor_problems_total", (("kind", "handler"),))] == 0
