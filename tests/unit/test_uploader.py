@@ -61,6 +61,7 @@ class _GatedStore:
             for seq in range(1, count + 1)
         ]
         self.gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.log: list[str] = []  # deletes and flushes, in the order asked
 
     @property
     def pending_count(self) -> int:
@@ -75,7 +76,11 @@ class _GatedStore:
     ) -> None:
         gone = set(ids)
         self.events = [e for e in self.events if e.event_id not in gone]
+        self.log.append(f"delete {len(ids)}")
         then(Ok(len(ids)))
+
+    async def flush(self) -> None:
+        self.log.append("flush")
 
 
 def _reading() -> asyncio.Task[None] | None:
@@ -135,4 +140,67 @@ async def test_the_window_stays_full_while_the_next_backlog_read_runs() -> None:
     assert starved == 0
     assert sent == [f"e{seq}" for seq in range(1, count + 1)]
     assert uploader.stats.reads == count // read_batch + 1
+    uploader.link_inactive()
+
+
+async def test_a_drained_backlog_has_its_last_acks_committed_at_once() -> None:
+    """The store holds acks that come alone (up to store.ack_delay_seconds) for the next
+    write; once a backlog read from the store is all acked, the uploader asks it to commit
+    what it holds (a barrier after the last delete), once per drain. Live events sent as
+    they are committed (a trickle) leave their acks held, as before."""
+    count, window, read_batch = 250, 20, 100
+    store = _GatedStore(count)
+    store.gate.set_result(None)  # reads answered at once
+    sent: list[str] = []
+
+    def publish_bytes(header: Header, payload: bytes) -> Result[None, LinkError]:
+        sent.append(header.message_id)
+        return Ok(None)
+
+    link = SimpleNamespace(
+        name="up",
+        gateway="child",
+        peer="parent",
+        inflight_limit=0,
+        settings=SimpleNamespace(ack_timeout_seconds=2.0),
+        codec=SimpleNamespace(encode_with_payload_json=lambda header, payload: b"{}"),
+        publish_bytes=publish_bytes,
+    )
+    uploader = Uploader(
+        cast(EventStore, store), cast(Link, link), window=window, read_batch=read_batch
+    )
+
+    async def settle() -> None:
+        """Until the deletes asked with call_soon are asked, and no read or commit task of
+        the uploader is left running."""
+        loop = asyncio.get_running_loop()
+        names = ("uploader[up].read", "uploader[up].commit")
+        for _ in range(100):
+            turn = loop.create_future()
+            loop.call_soon(turn.set_result, None)  # after what was already scheduled
+            await turn
+            tasks = [t for t in asyncio.all_tasks() if t.get_name() in names and not t.done()]
+            if not tasks:
+                return
+            async with asyncio.timeout(TIMEOUT):
+                await asyncio.wait(tasks)
+        raise AssertionError("the uploader did not settle")
+
+    uploader.link_active()
+    await settle()
+    acked = 0
+    while acked < len(sent):
+        assert uploader.acked(sent[acked])
+        acked += 1
+        await settle()
+    assert acked == count
+    assert store.log[-1] == "flush"
+    assert store.log.count("flush") == 1
+    # A trickle of live events, each acked alone: held by the store as before.
+    for seq in range(count + 1, count + 4):
+        uploader.committed(StoredEvent(seq, f"e{seq}", "test.counted", 0, "child", b"{}", True))
+        assert uploader.acked(sent[-1])
+        await settle()
+    assert store.log.count("flush") == 1
+    assert store.log[-3:] == ["delete 1"] * 3
     uploader.link_inactive()
