@@ -122,6 +122,7 @@ class Uploader:
         self._active = False
         self._held = False  # paused by peer_offline until the peer is back (or a timeout)
         self._hold_timer: asyncio.TimerHandle | None = None
+        self._probing = False  # after a hold ran out: one event in flight until an ack
 
         # While a large backlog drains: (monotonic start, acked total at the start).
         self._drain: tuple[float, int] | None = None
@@ -151,9 +152,15 @@ class Uploader:
 
     def link_active(self) -> None:
         """The upstream link became active: start from the oldest pending event."""
+        self._activate(probe=False)
+
+    def _activate(self, *, probe: bool) -> None:
+        """Start from the oldest pending event; with ``probe``, send it alone until it is
+        acked (see :meth:`_hold_expired`)."""
         self._generation += 1
         self._active = True
         self._held = False
+        self._probing = probe
         limit = self.link.inflight_limit  # this connection's (0: none)
         self._limit = limit if 0 < limit < self.window else 0
         self._window = self._limit or self.window
@@ -182,9 +189,9 @@ class Uploader:
         event once the peer is back (:meth:`peer_online`) or the link becomes active anew.
 
         The hold ends by itself after ``ack_timeout_seconds`` if the link is still active
-        then: an ``offline`` that was not the whole truth (another process under the
-        peer's client id left, say) must not stop the upload for good; if the peer is
-        really gone, the link's own ack timeout takes over from there."""
+        then (:meth:`_hold_expired`): an ``offline`` that was not the whole truth (another
+        process under the peer's client id left, say) must not stop the upload for good;
+        if the peer is really gone, the link's own ack timeout takes over from there."""
         if self._active:
             self._held = True
             self.stats.held_for_peer += 1
@@ -194,9 +201,15 @@ class Uploader:
             )
 
     def _hold_expired(self) -> None:
+        """No ``online`` within an ack timeout, the link still active: the peer may never
+        have left, or may still be away (a receiver restarting on a busy machine). Send the
+        oldest pending event alone (a probe); its ack opens the window. A peer still
+        away misses that one event only, and nothing newer can reach it first: a newer
+        event sent now would reach it if it subscribed before its ``online`` reached us,
+        ahead of the older ones that went into the void (they follow at ``online``)."""
         self._hold_timer = None
         if self._held and self.link.active:
-            self.link_active()
+            self._activate(probe=True)
 
     def peer_online(self) -> None:
         """The upstream peer is (back) online: if the link is active, start again from the
@@ -269,6 +282,7 @@ class Uploader:
         if self._limit:
             self._measured(entry[1])
         self.stats.acked += 1
+        self._probing = False  # a probe's ack: the peer is there after all, the window opens
         # Deleted from the store in one operation per loop iteration (a burst of acks).
         self._to_clear.append(event_id)
         self._uncleared += 1
@@ -354,7 +368,7 @@ class Uploader:
             # the next ack is the new estimate.
             self._window = self._limit
             self._rtt = math.inf
-        window = self._window
+        window = 1 if self._probing else self._window
         while self._active and queue and len(inflight) < window:
             event = queue.popleft()
             header = Header.model_construct(
