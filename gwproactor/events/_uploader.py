@@ -147,8 +147,9 @@ class Uploader:
     def effective_window(self) -> int:
         """Events kept in flight at most now: ``window``, or while the link's in-flight
         limit (read when the link last became active) is smaller, as many whole limits as
-        leave within a quarter of the ack timeout (at least one)."""
-        return self._window
+        leave within a quarter of the ack timeout (at least one); 1 while the probe sent
+        after a hold ran out awaits its ack."""
+        return 1 if self._probing else self._window
 
     def link_active(self) -> None:
         """The upstream link became active: start from the oldest pending event."""
