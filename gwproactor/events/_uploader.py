@@ -4,7 +4,11 @@ One mechanism serves live events and the backlog after an outage: the uploader i
 over the store's pending events (ordered by ``seq``). While the upstream link is active it
 keeps up to ``window`` events unacknowledged on the wire; each ack deletes one event from
 the store and releases the next. Events committed while it is caught up are taken straight
-from the commit (no read back); otherwise they are read from the store in batches. When the
+from the commit (no read back); otherwise they are read from the store in batches, the next
+batch asked for while one batch's worth is still queued (a read waits behind the store's
+held deletes; the window stays full meanwhile). Once a backlog read from the store is all
+acked, the store is asked to commit the held deletes at once (a drain's last acks are not
+the lone acks its ack delay is for). When the
 link stops being active, everything in flight is forgotten and, once active again, the
 cursor restarts at the oldest pending event: events whose acks were lost are sent again and
 the receiver's store de-duplicates them.
