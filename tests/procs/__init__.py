@@ -11,7 +11,8 @@ line per fact, so that a test can SIGKILL it at a chosen moment:
 * ``generated <count>`` once every event it was asked for is committed (or refused);
 * ``acked <event_id>`` for each event the parent acked (and the store has cleared);
 * ``reupload <acked> <pending>`` for each re-upload progress report;
-* ``drained`` once no event is pending (with ``--exit-when-drained``);
+* ``drained`` once no event is pending, its upstream link having been active (with
+  ``--exit-when-drained``);
 * ``frozen`` just before it SIGSTOPs itself (``--freeze-after-committed``/``-acked``);
 * ``stopped`` after a clean stop (end of work, or SIGTERM).
 """

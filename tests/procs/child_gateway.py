@@ -13,7 +13,8 @@ in order (paced at ``--rate`` events per second if given), with at most ``--wind
 lines described in :mod:`tests.procs` (flushed one by one, so that a test reading them can
 SIGKILL it at a chosen moment: every ``committed`` line it has read is a durable event).
 It then keeps running (re-uploading whatever is pending) until SIGTERM or SIGINT, or, with
-``--exit-when-drained``, until no event is pending. It exits 0 after a clean stop.
+``--exit-when-drained``, until no event is pending once its upstream link has been active. It
+exits 0 after a clean stop.
 
 ``--freeze-after-committed C`` makes it print ``frozen`` and SIGSTOP itself right after
 printing its C-th ``committed`` line, ``--freeze-after-acked A`` on receiving its A-th ack
@@ -150,8 +151,15 @@ async def print_progress(listener: EventListener) -> None:
             say(f"reupload {event.data['acked']} {event.data['pending']}")
 
 
-async def drained(proactor: Proactor, listener: EventListener) -> None:
-    """Return once the store holds no pending event (it is updated before ``event.acked``)."""
+async def drained(proactor: Proactor, link: str, listener: EventListener) -> None:
+    """Return once ``link`` (the upstream one) has been active and the store holds no
+    pending event (it is updated before ``event.acked``). Active first: with nothing
+    pending, a child that did not wait for its parent would exit before a parent started
+    for it is up, and a test that then stops that parent would SIGTERM it in the middle of
+    its start-up, before it handles the signal (seen: exit status -15)."""
+    with proactor.listener("link.state") as states:
+        while not proactor.link(link).active:
+            await states.get()
     while proactor.store.pending_count:
         await listener.get()
     say("drained")
@@ -161,7 +169,7 @@ async def work(proactor: Proactor, args: argparse.Namespace) -> None:
     with proactor.listener("event.acked") as acks:
         await generate(proactor, args.start, args.count, args.window, args.rate)
         if args.exit_when_drained:
-            await drained(proactor, acks)
+            await drained(proactor, args.parent, acks)
         else:
             await asyncio.Event().wait()  # until SIGTERM
 
