@@ -107,7 +107,7 @@ def build(args: argparse.Namespace) -> Proactor:
             )
         },
         paths=PathSettings(state_dir=args.state_dir),
-        num_initial_event_reuploads=args.upload_window,
+        event_upload_window=args.upload_window,
     )
     return Proactor(settings, REGISTRY)
 
