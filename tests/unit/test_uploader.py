@@ -88,14 +88,9 @@ def _reading() -> asyncio.Task[None] | None:
     return next((t for t in reads if not t.done()), None)
 
 
-async def test_the_window_stays_full_while_the_next_backlog_read_runs() -> None:
-    """A backlog read takes as long as 10 acks here. The uploader asks for the next batch
-    while events are still queued, so no ack finds nothing to send while events are left
-    unsent (before: the next read started once the queue was empty, and the window drained
-    by 10 during each read). The same reads, in order, each event sent once."""
-    count, window, read_batch, read_acks = 1000, 20, 100, 10
-    store = _GatedStore(count)
-    sent: list[str] = []
+def _sending_link(sent: list[str]) -> Link:
+    """A link named ``up`` with no in-flight limit that appends each sent event's id to
+    ``sent``."""
 
     def publish_bytes(header: Header, payload: bytes) -> Result[None, LinkError]:
         sent.append(header.message_id)
@@ -110,8 +105,19 @@ async def test_the_window_stays_full_while_the_next_backlog_read_runs() -> None:
         codec=SimpleNamespace(encode_with_payload_json=lambda header, payload: b"{}"),
         publish_bytes=publish_bytes,
     )
+    return cast(Link, link)
+
+
+async def test_the_window_stays_full_while_the_next_backlog_read_runs() -> None:
+    """A backlog read takes as long as 10 acks here. The uploader asks for the next batch
+    while events are still queued, so no ack finds nothing to send while events are left
+    unsent (before: the next read started once the queue was empty, and the window drained
+    by 10 during each read). The same reads, in order, each event sent once."""
+    count, window, read_batch, read_acks = 1000, 20, 100, 10
+    store = _GatedStore(count)
+    sent: list[str] = []
     uploader = Uploader(
-        cast(EventStore, store), cast(Link, link), window=window, read_batch=read_batch
+        cast(EventStore, store), _sending_link(sent), window=window, read_batch=read_batch
     )
 
     async def answer_read() -> None:
@@ -152,22 +158,8 @@ async def test_a_drained_backlog_has_its_last_acks_committed_at_once() -> None:
     store = _GatedStore(count)
     store.gate.set_result(None)  # reads answered at once
     sent: list[str] = []
-
-    def publish_bytes(header: Header, payload: bytes) -> Result[None, LinkError]:
-        sent.append(header.message_id)
-        return Ok(None)
-
-    link = SimpleNamespace(
-        name="up",
-        gateway="child",
-        peer="parent",
-        inflight_limit=0,
-        settings=SimpleNamespace(ack_timeout_seconds=2.0),
-        codec=SimpleNamespace(encode_with_payload_json=lambda header, payload: b"{}"),
-        publish_bytes=publish_bytes,
-    )
     uploader = Uploader(
-        cast(EventStore, store), cast(Link, link), window=window, read_batch=read_batch
+        cast(EventStore, store), _sending_link(sent), window=window, read_batch=read_batch
     )
 
     async def settle() -> None:
